@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each creates .venv
+# (with every extra) when it is missing.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# Use the workplace's local copy of MovieLens-100K when it exists; otherwise
+# the library downloads the official zip (and verifies it) on first use.
+LOCAL_DATA := $(abspath ../shared/data/ml-100k)
+ifneq ($(wildcard $(LOCAL_DATA)/u.data),)
+export TWO_STAGE_REC_DATA ?= $(LOCAL_DATA)
+endif
+USER_ID ?= 55
+
+.PHONY: demo test lint docs bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[all,dev,docs]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/two-stage-rec demo --user $(USER_ID)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/mypy
+
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache

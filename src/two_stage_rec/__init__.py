@@ -1,0 +1,81 @@
+"""two_stage_rec: retrieve candidates from a vector index, then rerank them with a deep model.
+
+The package root holds the contracts, result types, errors and the
+:class:`Recommender`. Backends are imported by their full path::
+
+    from two_stage_rec.stores.memory import InMemoryVectorStore
+    from two_stage_rec.stores.faiss import FaissVectorStore        # extra: faiss
+    from two_stage_rec.stores.pinecone import PineconeVectorStore  # extra: pinecone
+    from two_stage_rec.adapters.tensorflow import SavedModelEmbedder  # extra: tensorflow
+
+Importing this package imports numpy and nothing heavier.
+"""
+
+from two_stage_rec.cold_start import PopularityFallback
+from two_stage_rec.errors import (
+    AuthenticationError,
+    ChecksumMismatchError,
+    DatasetError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    EmptyBatchError,
+    IndexConfigurationError,
+    InvalidFilterError,
+    InvalidIdError,
+    InvalidInputError,
+    InvalidMetadataError,
+    LimitExceededError,
+    MissingDependencyError,
+    ModelError,
+    NonFiniteVectorError,
+    PartialWriteError,
+    PersistenceError,
+    StoreError,
+    StoreUnavailableError,
+    TwoStageRecError,
+    UnknownKeyError,
+    UnknownUserError,
+)
+from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.recommender import Recommendation, Recommender, Source
+from two_stage_rec.types import FetchResult, Metadata, Metric, QueryResult, StoreStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "ChecksumMismatchError",
+    "DatasetError",
+    "DimensionMismatchError",
+    "DuplicateIdError",
+    "Embedder",
+    "EmptyBatchError",
+    "FetchResult",
+    "IndexConfigurationError",
+    "InvalidFilterError",
+    "InvalidIdError",
+    "InvalidInputError",
+    "InvalidMetadataError",
+    "LimitExceededError",
+    "Metadata",
+    "Metric",
+    "MissingDependencyError",
+    "ModelError",
+    "NonFiniteVectorError",
+    "PartialWriteError",
+    "PersistenceError",
+    "PopularityFallback",
+    "QueryResult",
+    "Recommendation",
+    "Recommender",
+    "Reranker",
+    "Source",
+    "StoreError",
+    "StoreStats",
+    "StoreUnavailableError",
+    "TwoStageRecError",
+    "UnknownKeyError",
+    "UnknownUserError",
+    "VectorStore",
+    "__version__",
+]

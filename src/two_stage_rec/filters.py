@@ -1,0 +1,177 @@
+"""Metadata filters in the Pinecone filter language, evaluated the same way by every store.
+
+A filter is a mapping. Each key is either a metadata field, whose value is a
+literal (shorthand for ``$eq``) or a mapping of operators, or one of the
+logical operators ``$and`` / ``$or`` holding a non-empty list of filters.
+Several keys in one mapping are combined with AND::
+
+    {"genre": {"$in": ["comedy", "drama"]}, "year": {"$gte": 1990}}
+    {"$or": [{"genre": "comedy"}, {"rating": {"$gt": 4.5}}]}
+
+Operators and their semantics (identical on every backend):
+
+============  ===================  ==========================================
+operator      operand              matches a vector whose field ...
+============  ===================  ==========================================
+``$eq``       str, number, bool    equals the operand
+``$ne``       str, number, bool    does not equal it (or is missing)
+``$in``       non-empty list       equals one of the operands
+``$nin``      non-empty list       equals none of them (or is missing)
+``$gt`` ...   number               ``$gt $gte $lt $lte``: compares as numbers
+``$exists``   bool                 is present (``True``) / absent (``False``)
+============  ===================  ==========================================
+
+Values are compared by type: ``True`` never equals ``1`` and ``"1"`` never
+equals ``1``. A field holding a list of strings matches ``$eq``/``$in`` when
+any element matches, and ``$ne``/``$nin`` when no element does; number
+comparisons never match a string or list. A missing field matches only
+``$ne``, ``$nin`` and ``$exists: False``. ``{}`` matches everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.errors import InvalidFilterError
+from two_stage_rec.types import Metadata
+
+__all__ = ["Predicate", "compile_filter", "filter_mask", "matches"]
+
+Predicate = Callable[[Metadata], bool]
+
+_COMPARISONS: Final = {
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+}
+_FIELD_OPERATORS: Final = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS})
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | bool) or _is_number(value)
+
+
+def _same(stored: object, wanted: object) -> bool:
+    """Type-aware equality: bools, numbers and strings never equal one another."""
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
+    if _is_number(stored) and _is_number(wanted):
+        return stored == wanted
+    return isinstance(stored, str) and isinstance(wanted, str) and stored == wanted
+
+
+def _any_equal(stored: object, wanted: Sequence[object]) -> bool:
+    elements = stored if isinstance(stored, list) else [stored]
+    return any(_same(element, option) for element in elements for option in wanted)
+
+
+_MISSING: Final = object()
+
+
+def _field_predicate(field: str, operator: str, operand: object) -> Predicate:
+    if operator in ("$eq", "$ne"):
+        if not _is_scalar(operand):
+            raise InvalidFilterError(f"{operator} on {field!r} needs a string, number or bool, got {operand!r}")
+        options = [operand]
+        if operator == "$eq":
+            return lambda md: field in md and _any_equal(md[field], options)
+        return lambda md: field not in md or not _any_equal(md[field], options)
+    if operator in ("$in", "$nin"):
+        if not isinstance(operand, list) or not operand or not all(_is_scalar(o) for o in operand):
+            raise InvalidFilterError(
+                f"{operator} on {field!r} needs a non-empty list of strings, numbers or bools, got {operand!r}"
+            )
+        choices = list(operand)
+        if operator == "$in":
+            return lambda md: field in md and _any_equal(md[field], choices)
+        return lambda md: field not in md or not _any_equal(md[field], choices)
+    if operator in _COMPARISONS:
+        if not _is_number(operand):
+            raise InvalidFilterError(f"{operator} on {field!r} needs a number, got {operand!r}")
+        compare = _COMPARISONS[operator]
+
+        def comparison(md: Metadata) -> bool:
+            stored = md.get(field, _MISSING)
+            return _is_number(stored) and bool(compare(stored, operand))
+
+        return comparison
+    if operator == "$exists":
+        if not isinstance(operand, bool):
+            raise InvalidFilterError(f"$exists on {field!r} needs true or false, got {operand!r}")
+        return (lambda md: field in md) if operand else (lambda md: field not in md)
+    raise InvalidFilterError(
+        f"unknown operator {operator!r} on field {field!r}; expected one of {sorted(_FIELD_OPERATORS)}"
+    )
+
+
+def _all_of(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda md: all(p(md) for p in predicates)
+
+
+def _compile(spec: object, path: str) -> Predicate:
+    if not isinstance(spec, Mapping):
+        raise InvalidFilterError(f"filter at {path} must be a mapping, got {type(spec).__name__}")
+    predicates: list[Predicate] = []
+    for key, value in spec.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidFilterError(f"filter keys must be non-empty strings, got {key!r} at {path}")
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise InvalidFilterError(f"{key} at {path} needs a non-empty list of filters")
+            parts = [_compile(part, f"{path}.{key}[{i}]") for i, part in enumerate(value)]
+            if key == "$and":
+                predicates.append(_all_of(parts))
+            else:
+                predicates.append(lambda md, parts=parts: any(p(md) for p in parts))
+        elif key.startswith("$"):
+            raise InvalidFilterError(f"{key!r} at {path} is not a logical operator; use $and or $or")
+        elif isinstance(value, Mapping):
+            if not value:
+                raise InvalidFilterError(f"field {key!r} at {path} has an empty operator mapping")
+            for operator, operand in value.items():
+                predicates.append(_field_predicate(key, str(operator), operand))
+        else:
+            predicates.append(_field_predicate(key, "$eq", value))
+    if not predicates:
+        return lambda md: True
+    return _all_of(predicates)
+
+
+def compile_filter(spec: Metadata | Mapping[str, object] | None) -> Predicate:
+    """Validate a filter once and return a predicate over one metadata mapping.
+
+    Raises:
+        InvalidFilterError: the filter is malformed (unknown operator, wrong
+            operand type, empty ``$and``/``$or`` list, ...).
+    """
+    if spec is None:
+        return lambda md: True
+    return _compile(spec, "$")
+
+
+def matches(spec: Metadata | Mapping[str, object] | None, metadata: Metadata) -> bool:
+    """True when ``metadata`` satisfies the filter ``spec``."""
+    return compile_filter(spec)(metadata)
+
+
+def filter_mask(
+    spec: Metadata | Mapping[str, object] | None, metadata: Sequence[Metadata]
+) -> npt.NDArray[np.bool_]:
+    """Evaluate a filter over many metadata mappings.
+
+    Returns:
+        bool array (len(metadata),), True where the filter matches.
+    """
+    predicate = compile_filter(spec)
+    return np.fromiter((predicate(md) for md in metadata), dtype=np.bool_, count=len(metadata))

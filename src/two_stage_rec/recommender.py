@@ -1,0 +1,366 @@
+"""The two-stage recommender: retrieve candidates from a vector store, rerank them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.cold_start import PopularityFallback
+from two_stage_rec.errors import (
+    DimensionMismatchError,
+    InvalidIdError,
+    InvalidInputError,
+    PartialWriteError,
+    TwoStageRecError,
+    UnknownKeyError,
+    UnknownUserError,
+)
+from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.types import FloatMatrix, Metadata, QueryResult
+from two_stage_rec.validation import check_ids, check_metadata
+
+__all__ = ["Recommendation", "Recommender", "Source"]
+
+Source: TypeAlias = Literal["reranked", "retrieval", "fallback"]
+"""How a recommendation was ranked: by the reranker, by retrieval score alone,
+or by the cold-start fallback (the user was unknown)."""
+
+ExcludeArg: TypeAlias = Mapping[str, Collection[str]] | Sequence[Collection[str]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One recommended item.
+
+    Attributes:
+        item_id: the store's id of the item.
+        score: the score it was ranked by, higher is better: the reranker's
+            score when ``source == "reranked"``, the retrieval score when
+            ``"retrieval"``, the popularity score when ``"fallback"``.
+        retrieval_score: the vector store's similarity for the item (NaN for
+            fallback recommendations, which were not retrieved).
+        metadata: the item's stored metadata (``{}`` when none).
+        source: how it was ranked; see :data:`Source`.
+    """
+
+    item_id: str
+    score: float
+    retrieval_score: float
+    metadata: Metadata = field(default_factory=dict)
+    source: Source = "retrieval"
+
+
+class Recommender:
+    """Compose an embedder, a vector store and an optional reranker.
+
+    Args:
+        user_embedder: maps user ids to vectors of the store's dimension.
+        store: holds one vector per item (see :meth:`index_items`).
+        item_embedder: maps item keys to vectors; needed only by
+            :meth:`index_items`.
+        reranker: scores (user vector, item vector) pairs; when None, results
+            are ranked by retrieval score.
+        fallback: cold-start policy for unknown users. When None (default),
+            an unknown user raises :class:`UnknownUserError`.
+
+    Raises:
+        DimensionMismatchError: an embedder's dimension differs from the store's.
+
+    Thread safety: ``recommend`` and ``recommend_batch`` are safe to call
+    concurrently when the store's ``query`` is.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_embedder: Embedder,
+        store: VectorStore,
+        item_embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+        fallback: PopularityFallback | None = None,
+    ) -> None:
+        if user_embedder.dimension != store.dimension:
+            raise DimensionMismatchError(store.dimension, user_embedder.dimension, "user embeddings")
+        if item_embedder is not None and item_embedder.dimension != store.dimension:
+            raise DimensionMismatchError(store.dimension, item_embedder.dimension, "item embeddings")
+        self.user_embedder = user_embedder
+        self.item_embedder = item_embedder
+        self.store = store
+        self.reranker = reranker
+        self.fallback = fallback
+
+    def __repr__(self) -> str:
+        return (
+            f"Recommender(user_embedder={self.user_embedder!r}, store={self.store!r}, "
+            f"reranker={self.reranker!r}, fallback={self.fallback!r})"
+        )
+
+    # ------------------------------------------------------------------ indexing
+
+    def index_items(
+        self,
+        item_ids: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        metadata: Sequence[Metadata] | None = None,
+        batch_size: int = 1000,
+        progress: bool = False,
+    ) -> int:
+        """Embed items in batches and upsert them into the store.
+
+        Args:
+            item_ids: n unique ids the store keys items by (e.g. movie ids).
+            keys: n keys the item embedder knows them by (e.g. titles);
+                defaults to ``item_ids``.
+            metadata: n metadata mappings (e.g. ``{"title": ..., "genres": [...]}``).
+            batch_size: items embedded and upserted per call.
+            progress: show a tqdm progress bar.
+
+        Returns:
+            The number of items written (n).
+
+        Raises:
+            InvalidInputError: ids, keys or metadata are invalid; nothing is written.
+            PartialWriteError: a later batch failed after earlier ones were
+                written; ``written_ids`` and ``failed_ids`` say which landed.
+        """
+        if self.item_embedder is None:
+            raise InvalidInputError("index_items needs an item_embedder")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        ids = check_ids(item_ids)
+        key_list = ids if keys is None else [str(k) for k in keys]
+        if len(key_list) != len(ids):
+            raise InvalidInputError(f"got {len(key_list)} keys for {len(ids)} item ids")
+        metadata_list = check_metadata(ids, metadata)
+
+        from tqdm.auto import tqdm
+
+        written: list[str] = []
+        with tqdm(total=len(ids), unit="item", desc="indexing", disable=not progress) as bar:
+            for start in range(0, len(ids), batch_size):
+                stop = start + batch_size
+                batch_ids = ids[start:stop]
+                try:
+                    vectors = self.item_embedder.embed(key_list[start:stop])
+                    self.store.upsert(
+                        batch_ids, vectors, metadata_list[start:stop] if metadata_list is not None else None
+                    )
+                except TwoStageRecError as exc:
+                    if not written:
+                        raise
+                    raise PartialWriteError(
+                        f"indexing stopped at item {start}: {exc}", written_ids=written, failed_ids=ids[start:]
+                    ) from exc
+                written.extend(batch_ids)
+                bar.update(len(batch_ids))
+        return len(written)
+
+    # ------------------------------------------------------------ recommending
+
+    def recommend(
+        self,
+        user_id: str,
+        *,
+        k: int = 5,
+        candidates: int = 50,
+        exclude: Collection[str] = (),
+        filter: Metadata | None = None,
+        rerank: bool = True,
+    ) -> list[Recommendation]:
+        """Top-k items for one user, best first.
+
+        Retrieves ``candidates`` items from the store (over-fetching so that
+        excluded items do not reduce the count), reranks them with the
+        reranker using the vectors the store returned, and keeps the best k.
+
+        Args:
+            user_id: the user's id as the user embedder knows it (a string).
+            k: recommendations wanted.
+            candidates: items retrieved before reranking (>= k).
+            exclude: item ids never to recommend (e.g. already rated).
+            filter: metadata filter in the Pinecone filter language.
+            rerank: rerank with the reranker (when one is set); False ranks by
+                retrieval score only.
+
+        Returns:
+            At most k recommendations, fewer only when the catalogue (after
+            exclusions and filter) holds fewer.
+
+        Raises:
+            UnknownUserError: the user is unknown and no fallback is set.
+        """
+        return self.recommend_batch(
+            [user_id], k=k, candidates=candidates, exclude=[exclude], filter=filter, rerank=rerank
+        )[0]
+
+    def recommend_batch(
+        self,
+        user_ids: Sequence[str],
+        *,
+        k: int = 5,
+        candidates: int = 50,
+        exclude: ExcludeArg = None,
+        filter: Metadata | None = None,
+        rerank: bool = True,
+    ) -> list[list[Recommendation]]:
+        """Top-k items for many users with one embedder call, one store query
+        and one reranker call for all candidates of all users.
+
+        Args:
+            user_ids: n user ids.
+            exclude: per-user item ids to leave out: a mapping user id -> ids,
+                or a sequence aligned with ``user_ids``; None excludes nothing.
+            k, candidates, filter, rerank: as in :meth:`recommend`.
+
+        Returns:
+            n lists, one per user in input order, each best first.
+        """
+        users = self._check_request(user_ids, k, candidates)
+        excluded = self._exclusions(users, exclude)
+        known, unknown = self._embed_users(users)
+        results: list[list[Recommendation]] = [[] for _ in users]
+        if known:
+            rows = [row for row, _ in known]
+            user_vectors = np.concatenate([vector for _, vector in known])
+            ranked = self._retrieve_and_rank(
+                user_vectors, [excluded[r] for r in rows], k, candidates, filter, rerank
+            )
+            for row, recommendations in zip(rows, ranked, strict=True):
+                results[row] = recommendations
+        for row in unknown:
+            assert self.fallback is not None  # _embed_users raised otherwise
+            results[row] = [
+                Recommendation(item_id, score, float("nan"), metadata, "fallback")
+                for item_id, score, metadata in self.fallback.top(k, exclude=excluded[row], filter=filter)
+            ]
+        return results
+
+    @staticmethod
+    def _check_request(user_ids: Sequence[str], k: int, candidates: int) -> list[str]:
+        if isinstance(user_ids, str):
+            raise InvalidInputError("user_ids must be a sequence of strings; use recommend() for one user")
+        users = list(user_ids)
+        for user in users:
+            if not isinstance(user, str) or not user:
+                raise InvalidIdError(f"user ids must be non-empty strings, got {user!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < k:
+            raise InvalidInputError(f"candidates must be an integer >= k ({k}), got {candidates!r}")
+        return users
+
+    @staticmethod
+    def _exclusions(users: list[str], exclude: ExcludeArg) -> list[frozenset[str]]:
+        if exclude is None:
+            return [frozenset()] * len(users)
+        if isinstance(exclude, Mapping):
+            return [frozenset(exclude.get(user, ())) for user in users]
+        if isinstance(exclude, str) or len(exclude) != len(users):
+            raise InvalidInputError("exclude must be a mapping user -> ids or one collection per user")
+        return [frozenset(items) for items in exclude]
+
+    def _embed_users(self, users: list[str]) -> tuple[list[tuple[int, FloatMatrix]], list[int]]:
+        """Embed all users in one call; unknown users go to the fallback (or raise)."""
+        try:
+            vectors = self.user_embedder.embed(users)
+        except UnknownKeyError as exc:
+            if self.fallback is None:
+                raise UnknownUserError(exc.keys) from exc
+            missing = set(exc.keys)
+            unknown = [row for row, user in enumerate(users) if user in missing]
+            known_rows = [row for row, user in enumerate(users) if user not in missing]
+            if not known_rows:
+                return [], unknown
+            vectors = self.user_embedder.embed([users[row] for row in known_rows])
+            return [(row, vectors[i : i + 1]) for i, row in enumerate(known_rows)], unknown
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(users), self.store.dimension):
+            raise DimensionMismatchError(self.store.dimension, vectors.shape[-1], "user embeddings")
+        return [(row, vectors[row : row + 1]) for row in range(len(users))], []
+
+    def _retrieve_and_rank(
+        self,
+        user_vectors: FloatMatrix,
+        excluded: list[frozenset[str]],
+        k: int,
+        candidates: int,
+        filter: Metadata | None,
+        rerank: bool,
+    ) -> list[list[Recommendation]]:
+        use_reranker = rerank and self.reranker is not None
+        # Over-fetch by the largest exclusion so that k survive when they exist.
+        top_k = candidates + max((len(e) for e in excluded), default=0)
+        result = self.store.query(
+            user_vectors, top_k, filter=filter, include_values=use_reranker, include_metadata=True
+        )
+        columns = _candidate_columns(result, excluded, candidates)  # (n, C), -1 pads
+        valid = columns >= 0
+        safe = np.where(valid, columns, 0)
+        retrieval = np.where(valid, np.take_along_axis(result.scores, safe, axis=1), -np.inf)
+        if use_reranker:
+            assert self.reranker is not None and result.values is not None
+            pair_rows, pair_cols = np.nonzero(valid)
+            item_vectors = result.values[pair_rows, columns[pair_rows, pair_cols]]
+            pair_scores = np.asarray(
+                self.reranker.score(user_vectors[pair_rows], item_vectors), dtype=np.float32
+            ).reshape(-1)
+            if pair_scores.shape[0] != pair_rows.shape[0]:
+                raise InvalidInputError(
+                    f"reranker returned {pair_scores.shape[0]} scores for {pair_rows.shape[0]} pairs"
+                )
+            final = np.full(columns.shape, -np.inf, dtype=np.float32)
+            final[pair_rows, pair_cols] = pair_scores
+            # Stable sort keeps retrieval order among equal rerank scores.
+            order = np.argsort(-final, axis=1, kind="stable")[:, :k]
+        else:
+            final = retrieval
+            order = np.broadcast_to(np.arange(min(k, columns.shape[1])), (columns.shape[0], min(k, columns.shape[1])))
+        source: Source = "reranked" if use_reranker else "retrieval"
+        assert result.metadata is not None
+        ranked: list[list[Recommendation]] = []
+        for row in range(columns.shape[0]):
+            row_recommendations = []
+            for position in order[row]:
+                column = columns[row, position]
+                if column < 0:
+                    break
+                row_recommendations.append(
+                    Recommendation(
+                        item_id=str(result.ids[row, column]),
+                        score=float(final[row, position]),
+                        retrieval_score=float(retrieval[row, position]),
+                        metadata=result.metadata[row][column],
+                        source=source,
+                    )
+                )
+            ranked.append(row_recommendations)
+        return ranked
+
+
+def _candidate_columns(
+    result: QueryResult, excluded: list[frozenset[str]], candidates: int
+) -> npt.NDArray[np.int64]:
+    """Per query row, the result columns of the first ``candidates`` non-excluded matches.
+
+    Returns:
+        int64 (n, C) with C = the largest number kept; -1 pads short rows.
+    """
+    kept_per_row: list[list[int]] = []
+    for row, skip in enumerate(excluded):
+        count = int(result.counts[row])
+        if not skip:
+            kept_per_row.append(list(range(min(count, candidates))))
+            continue
+        ids = result.ids[row]
+        kept = [column for column in range(count) if ids[column] not in skip][:candidates]
+        kept_per_row.append(kept)
+    width = max((len(kept) for kept in kept_per_row), default=0)
+    columns = np.full((len(kept_per_row), width), -1, dtype=np.int64)
+    for row, kept in enumerate(kept_per_row):
+        columns[row, : len(kept)] = kept
+    return columns

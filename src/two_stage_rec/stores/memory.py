@@ -1,0 +1,161 @@
+"""An exact vector store in plain numpy: the reference answer for every other store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.filters import filter_mask
+from two_stage_rec.scoring import exact_scores, top_k_rows
+from two_stage_rec.types import METRICS, FetchResult, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.validation import as_query_matrix, check_ids, check_top_k, check_upsert
+
+__all__ = ["InMemoryVectorStore"]
+
+_EMPTY_METADATA: Metadata = {}
+
+
+def check_store_config(dimension: int, metric: str) -> None:
+    """Shared constructor checks: a positive int dimension and a known metric."""
+    if isinstance(dimension, bool) or not isinstance(dimension, int | np.integer) or dimension < 1:
+        raise InvalidInputError(f"dimension must be a positive integer, got {dimension!r}")
+    if metric not in METRICS:
+        raise InvalidInputError(f"metric must be one of {METRICS}, got {metric!r}")
+
+
+class InMemoryVectorStore:
+    """Exact brute-force search over a numpy matrix.
+
+    Every query scores all stored vectors (O(n * count * d)), so it is exact
+    and simple, and fast enough up to a few hundred thousand vectors.
+
+    Thread safety: queries may run concurrently; writes must not overlap
+    with other calls.
+
+    Args:
+        dimension: vector length d.
+        metric: ``"dotproduct"`` (default, as in the notebook), ``"cosine"``
+            or ``"euclidean"``. Scores are higher-is-better for all three.
+    """
+
+    is_exact = True
+    supports_persistence = False
+
+    def __init__(self, *, dimension: int, metric: Metric = "dotproduct") -> None:
+        check_store_config(dimension, metric)
+        self._dimension = int(dimension)
+        self._metric: Metric = metric
+        self._ids: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._vectors = np.empty((0, self._dimension), dtype=np.float32)
+        self._metadata: list[Metadata] = []
+
+    def __repr__(self) -> str:
+        return f"InMemoryVectorStore(dimension={self._dimension}, metric={self._metric!r}, count={len(self._ids)})"
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def dimension(self) -> int:
+        """Vector dimension d."""
+        return self._dimension
+
+    @property
+    def metric(self) -> Metric:
+        """The similarity ranked by."""
+        return self._metric
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: npt.ArrayLike,
+        metadata: Sequence[Metadata] | None = None,
+    ) -> int:
+        """Insert or overwrite; the batch is validated in full first. Returns n."""
+        id_list, matrix, metadata_copies = check_upsert(ids, vectors, metadata, self._dimension)
+        new_ids = [i for i in id_list if i not in self._row_of]
+        if new_ids:
+            start = len(self._ids)
+            self._vectors = np.concatenate(
+                [self._vectors, np.empty((len(new_ids), self._dimension), np.float32)]
+            )
+            for offset, item_id in enumerate(new_ids):
+                self._row_of[item_id] = start + offset
+            self._ids.extend(new_ids)
+            self._metadata.extend(_EMPTY_METADATA for _ in new_ids)
+        rows = np.fromiter((self._row_of[i] for i in id_list), dtype=np.int64, count=len(id_list))
+        self._vectors[rows] = matrix
+        for position, row in enumerate(rows):
+            self._metadata[row] = metadata_copies[position] if metadata_copies is not None else _EMPTY_METADATA
+        return len(id_list)
+
+    def query(
+        self,
+        vectors: npt.ArrayLike,
+        top_k: int,
+        *,
+        filter: Metadata | None = None,
+        include_values: bool = False,
+        include_metadata: bool = False,
+    ) -> QueryResult:
+        """Exact top-k; see :meth:`two_stage_rec.VectorStore.query`."""
+        queries = as_query_matrix(vectors, self._dimension)
+        k = check_top_k(top_k)
+        allowed = filter_mask(filter, self._metadata) if filter else None
+        scores = exact_scores(queries, self._vectors, self._metric)
+        rows, top_scores, counts = top_k_rows(scores, k, allowed)
+        return self._result(rows, top_scores, counts, include_values, include_metadata)
+
+    def _result(
+        self,
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        counts: npt.NDArray[np.int64],
+        include_values: bool,
+        include_metadata: bool,
+    ) -> QueryResult:
+        id_table = np.array([*self._ids, ""], dtype=object)
+        ids = id_table[rows]  # row -1 picks the trailing "" pad
+        values = None
+        if include_values:
+            padded = np.concatenate([self._vectors, np.full((1, self._dimension), np.nan, np.float32)])
+            values = padded[rows]
+        metadata = None
+        if include_metadata:
+            metadata = tuple(
+                tuple(self._metadata[r] for r in row[:count]) for row, count in zip(rows, counts, strict=True)
+            )
+        return QueryResult(ids=ids, scores=scores, counts=counts, values=values, metadata=metadata)
+
+    def fetch(self, ids: Sequence[str]) -> FetchResult:
+        """Stored vectors and metadata for the ids that exist; others go to ``missing``."""
+        id_list = check_ids(ids, allow_empty_batch=True, require_unique=False)
+        found = [i for i in id_list if i in self._row_of]
+        rows = [self._row_of[i] for i in found]
+        return FetchResult(
+            ids=found,
+            vectors=self._vectors[rows].copy(),
+            metadata=[dict(self._metadata[r]) for r in rows],
+            missing=[i for i in id_list if i not in self._row_of],
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove ids; unknown ids are ignored."""
+        doomed = {i for i in check_ids(ids, allow_empty_batch=True, require_unique=False) if i in self._row_of}
+        if not doomed:
+            return
+        keep = [row for row, item_id in enumerate(self._ids) if item_id not in doomed]
+        self._ids = [self._ids[r] for r in keep]
+        self._metadata = [self._metadata[r] for r in keep]
+        self._vectors = self._vectors[keep]
+        self._row_of = {item_id: row for row, item_id in enumerate(self._ids)}
+
+    def describe(self) -> StoreStats:
+        """Dimension, metric and count."""
+        return StoreStats(
+            dimension=self._dimension, metric=self._metric, count=len(self._ids), backend="memory"
+        )
