@@ -30,6 +30,7 @@ comparisons never match a string or list. A missing field matches only
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
@@ -43,11 +44,11 @@ __all__ = ["Predicate", "compile_filter", "filter_mask", "matches"]
 
 Predicate = Callable[[Metadata], bool]
 
-_COMPARISONS: Final = {
-    "$gt": lambda a, b: a > b,
-    "$gte": lambda a, b: a >= b,
-    "$lt": lambda a, b: a < b,
-    "$lte": lambda a, b: a <= b,
+_COMPARISONS: Final[dict[str, Callable[[float, float], bool]]] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
 }
 _FIELD_OPERATORS: Final = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS})
 
@@ -101,7 +102,7 @@ def _field_predicate(field: str, operator: str, operand: object) -> Predicate:
 
         def comparison(md: Metadata) -> bool:
             stored = md.get(field, _MISSING)
-            return _is_number(stored) and bool(compare(stored, operand))
+            return _is_number(stored) and compare(stored, operand)  # type: ignore[arg-type]
 
         return comparison
     if operator == "$exists":
@@ -119,6 +120,10 @@ def _all_of(predicates: list[Predicate]) -> Predicate:
     return lambda md: all(p(md) for p in predicates)
 
 
+def _any_of(predicates: list[Predicate]) -> Predicate:
+    return lambda md: any(p(md) for p in predicates)
+
+
 def _compile(spec: object, path: str) -> Predicate:
     if not isinstance(spec, Mapping):
         raise InvalidFilterError(f"filter at {path} must be a mapping, got {type(spec).__name__}")
@@ -133,14 +138,14 @@ def _compile(spec: object, path: str) -> Predicate:
             if key == "$and":
                 predicates.append(_all_of(parts))
             else:
-                predicates.append(lambda md, parts=parts: any(p(md) for p in parts))
+                predicates.append(_any_of(parts))
         elif key.startswith("$"):
             raise InvalidFilterError(f"{key!r} at {path} is not a logical operator; use $and or $or")
         elif isinstance(value, Mapping):
             if not value:
                 raise InvalidFilterError(f"field {key!r} at {path} has an empty operator mapping")
-            for operator, operand in value.items():
-                predicates.append(_field_predicate(key, str(operator), operand))
+            for op_name, operand in value.items():
+                predicates.append(_field_predicate(key, str(op_name), operand))
         else:
             predicates.append(_field_predicate(key, "$eq", value))
     if not predicates:

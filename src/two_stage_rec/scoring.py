@@ -29,16 +29,19 @@ def exact_scores(queries: FloatMatrix, vectors: FloatMatrix, metric: Metric) -> 
         float32 (n, m).
     """
     if metric == "dotproduct":
-        return queries @ vectors.T
+        dot: FloatMatrix = queries @ vectors.T
+        return dot
     if metric == "cosine":
-        return normalize_rows(queries) @ normalize_rows(vectors).T
+        cosine: FloatMatrix = normalize_rows(queries) @ normalize_rows(vectors).T
+        return cosine
     # -|q - v|^2 = 2 q.v - |q|^2 - |v|^2, clipped at 0 against rounding.
-    squared = (
+    squared: FloatMatrix = (
         np.einsum("ij,ij->i", queries, queries)[:, None]
         - 2.0 * (queries @ vectors.T)
         + np.einsum("ij,ij->i", vectors, vectors)[None, :]
     )
-    return -np.maximum(squared, 0.0).astype(np.float32, copy=False)
+    negated: FloatMatrix = -np.maximum(squared, 0.0).astype(np.float32, copy=False)
+    return negated
 
 
 def top_k_rows(

@@ -22,7 +22,7 @@ from two_stage_rec.errors import (
     InvalidMetadataError,
     NonFiniteVectorError,
 )
-from two_stage_rec.types import FloatMatrix, Metadata
+from two_stage_rec.types import FloatMatrix, Metadata, MetadataValue
 
 __all__ = [
     "as_query_matrix",
@@ -114,7 +114,7 @@ def _check_value(item_id: str, key: str, value: object) -> None:
     )
 
 
-def check_metadata(ids: Sequence[str], metadata: Sequence[Metadata] | None) -> list[dict[str, object]] | None:
+def check_metadata(ids: Sequence[str], metadata: Sequence[Metadata] | None) -> list[dict[str, MetadataValue]] | None:
     """One mapping per id, string keys, Pinecone-compatible values; returns copies."""
     if metadata is None:
         return None
@@ -123,15 +123,17 @@ def check_metadata(ids: Sequence[str], metadata: Sequence[Metadata] | None) -> l
     items = list(metadata)
     if len(items) != len(ids):
         raise InvalidMetadataError(f"got {len(items)} metadata entries for {len(ids)} ids")
-    copies: list[dict[str, object]] = []
+    copies: list[dict[str, MetadataValue]] = []
     for item_id, entry in zip(ids, items, strict=True):
         if not isinstance(entry, Mapping):
             raise InvalidMetadataError(f"metadata of {item_id!r} is not a mapping")
+        copy: dict[str, MetadataValue] = {}
         for key, value in entry.items():
             if not isinstance(key, str) or not key:
                 raise InvalidMetadataError(f"metadata of {item_id!r} has a non-string or empty key {key!r}")
             _check_value(item_id, key, value)
-        copies.append({k: (list(v) if isinstance(v, list) else v) for k, v in entry.items()})
+            copy[key] = list(value) if isinstance(value, list) else value
+        copies.append(copy)
     return copies
 
 
@@ -142,7 +144,7 @@ def check_upsert(
     dimension: int,
     *,
     max_id_length: int | None = None,
-) -> tuple[list[str], FloatMatrix, list[dict[str, object]] | None]:
+) -> tuple[list[str], FloatMatrix, list[dict[str, MetadataValue]] | None]:
     """Validate a whole upsert batch; returns (ids, float32 (n, d) vectors, metadata copies)."""
     id_list = check_ids(ids, max_length=max_id_length)
     matrix = as_float_matrix(vectors, dimension)
