@@ -1,0 +1,352 @@
+"""Measure a two-stage recommender on held-out interactions: does reranking help?
+
+:func:`evaluate` asks the recommender for every test user's top items twice
+— ranked by retrieval score only, and retrieved then reranked — plus the
+most-popular baseline, scores each ranking with every metric of
+:mod:`two_stage_rec.evaluation.metrics`, and compares each reranked ranking
+with retrieval only, user by user, with a bootstrap confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.errors import InvalidInputError, UnknownKeyError
+from two_stage_rec.evaluation.bootstrap import PairedComparison, paired_bootstrap
+from two_stage_rec.evaluation.interactions import Interactions, InteractionsLike, as_interactions
+from two_stage_rec.evaluation.metrics import (
+    average_precision_at_k,
+    catalog_coverage,
+    hit_matrix,
+    hit_rate_at_k,
+    mae,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    rmse,
+)
+from two_stage_rec.evaluation.result import METRIC_NAMES, EvaluationResult, RankerResult
+from two_stage_rec.protocols import Reranker
+from two_stage_rec.recommender import Recommender
+from two_stage_rec.scoring import top_k_rows
+from two_stage_rec.types import FloatMatrix
+
+__all__ = ["evaluate", "most_popular_ranking", "rating_errors"]
+
+IdMatrix = npt.NDArray[np.object_]
+_DEFAULT_CUTOFFS = (1, 5, 10, 20)
+
+
+def evaluate(
+    recommender: Recommender,
+    train: InteractionsLike,
+    test: InteractionsLike,
+    *,
+    k: int = 10,
+    cutoffs: Sequence[int] = _DEFAULT_CUTOFFS,
+    candidates: int = 50,
+    exclude_seen: bool = True,
+    min_rating: float | None = None,
+    rerankers: Mapping[str, Reranker] | None = None,
+    baselines: bool = True,
+    measure_rating_errors: bool = False,
+    batch_size: int = 256,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> EvaluationResult:
+    """Evaluate retrieval only, retrieve-then-rerank and the most-popular baseline.
+
+    A test user is evaluated when the user embedder knows them and they have
+    at least one relevant test item; relevant items are the user's test items
+    (rated at least ``min_rating`` when given). Every ranking is a top-N list
+    with N = max(k, cutoffs); metrics at smaller cut-offs use its prefix.
+
+    Args:
+        recommender: the pipeline; its store must hold the catalogue.
+        train: interactions the models were trained on (see
+            :data:`~two_stage_rec.evaluation.interactions.InteractionsLike`);
+            used to exclude seen items and to rank the popularity baseline.
+        test: held-out interactions.
+        k: the main cut-off: the one compared between rankers.
+        cutoffs: further cut-offs reported (curves run from 1 to the largest).
+        candidates: items retrieved per user before reranking (>= N).
+        exclude_seen: never recommend a user's training items (the usual
+            protocol; without it, retrieval spends slots on known items).
+        min_rating: count a test item as relevant only when rated at least
+            this; None counts every test interaction (implicit feedback).
+        rerankers: name -> reranker to evaluate on the same candidates; None
+            evaluates ``recommender.reranker`` as ``"reranked"`` (if set).
+        baselines: also evaluate ``"most_popular"`` (training counts, seen
+            items excluded the same way).
+        measure_rating_errors: also compute RMSE/MAE of ``recommender.reranker``
+            against the test ratings (only meaningful for a rating model).
+        batch_size: users per ``recommend_batch`` call (bounds memory).
+        n_resamples, confidence, seed: bootstrap settings of the comparisons.
+
+    Returns:
+        An :class:`EvaluationResult`.
+
+    Raises:
+        InvalidInputError: settings out of range, or no test user can be evaluated.
+    """
+    train_log, test_log = as_interactions(train), as_interactions(test)
+    cutoff_list = sorted({int(c) for c in (*cutoffs, k)})
+    if k < 1 or cutoff_list[0] < 1:
+        raise InvalidInputError(f"k and cut-offs must be positive, got k={k}, cutoffs={tuple(cutoffs)}")
+    depth = cutoff_list[-1]
+    if candidates < depth:
+        raise InvalidInputError(f"candidates ({candidates}) must be at least the largest cut-off ({depth})")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+
+    relevant_by_user = test_log.items_by_user(min_rating=min_rating)
+    seen_by_user = train_log.items_by_user()
+    users, skipped = _known_users(recommender, sorted(relevant_by_user, key=_natural_key))
+    if not users:
+        raise InvalidInputError("no test user is both known to the user embedder and has a relevant item")
+    relevant = [relevant_by_user[user] for user in users]
+    n_relevant = np.array([len(items) for items in relevant], dtype=np.int64)
+    excluded: list[set[str]] = [seen_by_user.get(user, set()) if exclude_seen else set() for user in users]
+    catalog_size = recommender.store.describe().count
+
+    chosen = _rerankers(recommender, rerankers)
+    rankings: dict[str, tuple[str, IdMatrix]] = {
+        "retrieval": (
+            f"top {depth} of the vector store's {candidates} nearest items, by retrieval score",
+            _recommend(recommender, users, excluded, depth, candidates, None, batch_size),
+        )
+    }
+    for name, reranker in chosen.items():
+        rankings[name] = (
+            f"the same {candidates} candidates reordered by {type(reranker).__name__}",
+            _recommend(recommender, users, excluded, depth, candidates, reranker, batch_size),
+        )
+    if baselines:
+        rankings["most_popular"] = (
+            "the items rated most often in training (no personalisation)",
+            most_popular_ranking(train_log, users, excluded, depth),
+        )
+
+    results = {
+        name: _score_ranking(name, description, ids, relevant, n_relevant, k, cutoff_list, catalog_size)
+        for name, (description, ids) in rankings.items()
+    }
+    comparisons: dict[str, dict[str, PairedComparison]] = {}
+    for name in results:
+        if name == "retrieval":
+            continue
+        comparisons[f"{name} vs retrieval"] = {
+            metric: paired_bootstrap(
+                results["retrieval"].per_user[metric],
+                results[name].per_user[metric],
+                n_resamples=n_resamples,
+                confidence=confidence,
+                seed=seed,
+            )
+            for metric in METRIC_NAMES
+        }
+
+    errors = None
+    if measure_rating_errors:
+        if recommender.reranker is None:
+            raise InvalidInputError("measure_rating_errors needs recommender.reranker")
+        errors = rating_errors(recommender, test_log)
+    return EvaluationResult(
+        k=k,
+        cutoffs=tuple(cutoff_list),
+        candidates=candidates,
+        exclude_seen=exclude_seen,
+        n_users=len(users),
+        skipped_users=skipped,
+        catalog_size=catalog_size,
+        rankers=results,
+        comparisons=comparisons,
+        rating_errors=errors,
+        settings={
+            "min_rating": min_rating,
+            "n_resamples": n_resamples,
+            "confidence": confidence,
+            "seed": seed,
+            "train_interactions": len(train_log),
+            "test_interactions": len(test_log),
+            "store": type(recommender.store).__name__,
+            "store_is_exact": bool(recommender.store.is_exact),
+        },
+        users=users,
+    )
+
+
+def _natural_key(user: str) -> tuple[int, str]:
+    """Sort "2" before "10" (MovieLens ids are integers written as strings)."""
+    return (int(user), user) if user.isdigit() else (1 << 62, user)
+
+
+def _known_users(recommender: Recommender, users: list[str]) -> tuple[list[str], int]:
+    """Users the embedder can embed; the others are counted as skipped."""
+    try:
+        recommender.user_embedder.embed(users)
+    except UnknownKeyError as exc:
+        unknown = set(exc.keys)
+        known = [user for user in users if user not in unknown]
+        return known, len(users) - len(known)
+    return users, 0
+
+
+def _rerankers(recommender: Recommender, rerankers: Mapping[str, Reranker] | None) -> dict[str, Reranker]:
+    if rerankers is None:
+        return {} if recommender.reranker is None else {"reranked": recommender.reranker}
+    chosen = dict(rerankers)
+    for reserved in ("retrieval", "most_popular"):
+        if reserved in chosen:
+            raise InvalidInputError(f"{reserved!r} is reserved; give the reranker another name")
+    return chosen
+
+
+def _recommend(
+    recommender: Recommender,
+    users: list[str],
+    excluded: list[set[str]],
+    depth: int,
+    candidates: int,
+    reranker: Reranker | None,
+    batch_size: int,
+) -> IdMatrix:
+    """Top-``depth`` item ids per user as an object array (n_users, depth), ``""`` padded."""
+    pipeline = Recommender(
+        user_embedder=recommender.user_embedder,
+        store=recommender.store,
+        reranker=reranker,
+    )
+    ids = np.full((len(users), depth), "", dtype=object)
+    for start in range(0, len(users), batch_size):
+        stop = start + batch_size
+        batch = pipeline.recommend_batch(
+            users[start:stop],
+            k=depth,
+            candidates=candidates,
+            exclude=excluded[start:stop],
+            rerank=reranker is not None,
+        )
+        for offset, recommendations in enumerate(batch):
+            ids[start + offset, : len(recommendations)] = [r.item_id for r in recommendations]
+    return ids
+
+
+def most_popular_ranking(
+    train: InteractionsLike, users: Sequence[str], excluded: Sequence[set[str]], depth: int
+) -> IdMatrix:
+    """The ``depth`` items with the most training events, minus each user's exclusions.
+
+    Args:
+        train: training interactions (popularity = number of events per item).
+        users: n user ids.
+        excluded: n sets of item ids never to recommend (e.g. the user's training items).
+        depth: items per user.
+
+    Returns:
+        object array (n, depth) of item ids, most popular first; ties broken
+        by item id; ``""`` pads when fewer items remain.
+    """
+    counts = as_interactions(train).item_counts()
+    items = sorted(counts, key=lambda item: (-counts[item], item))
+    column_of = {item: column for column, item in enumerate(items)}
+    scores: FloatMatrix = np.broadcast_to(-np.arange(len(items), dtype=np.float32), (len(users), len(items))).astype(
+        np.float32
+    )
+    allowed = np.ones((len(users), len(items)), dtype=bool)
+    for row, skip in enumerate(excluded):
+        columns = [column_of[item] for item in skip if item in column_of]
+        allowed[row, columns] = False
+    columns_top, _, counts_top = top_k_rows(scores, depth, allowed)
+    table = np.array([*items, ""], dtype=object)
+    ids = np.full((len(users), depth), "", dtype=object)
+    ids[:, : columns_top.shape[1]] = table[columns_top]  # -1 picks the trailing "" pad
+    del counts_top
+    return ids
+
+
+def _score_ranking(
+    name: str,
+    description: str,
+    ids: IdMatrix,
+    relevant: list[set[str]],
+    n_relevant: npt.NDArray[np.int64],
+    k: int,
+    cutoffs: list[int],
+    catalog_size: int,
+) -> RankerResult:
+    hits = hit_matrix(ids, relevant)
+    depth = cutoffs[-1]
+
+    def per_user(metric: str, cutoff: int) -> npt.NDArray[np.float64]:
+        if metric == "precision":
+            return precision_at_k(hits, cutoff)
+        if metric == "recall":
+            return recall_at_k(hits, n_relevant, cutoff)
+        if metric == "ndcg":
+            return ndcg_at_k(hits, n_relevant, cutoff)
+        if metric == "map":
+            return average_precision_at_k(hits, n_relevant, cutoff)
+        return hit_rate_at_k(hits, cutoff)
+
+    curves = {metric: [float(per_user(metric, c).mean()) for c in range(1, depth + 1)] for metric in METRIC_NAMES}
+    metrics: dict[str, float] = {}
+    for cutoff in cutoffs:
+        for metric in METRIC_NAMES:
+            metrics[f"{metric}@{cutoff}"] = curves[metric][cutoff - 1]
+        metrics[f"coverage@{cutoff}"] = catalog_coverage(ids, max(catalog_size, 1), cutoff)
+    return RankerResult(
+        name=name,
+        description=description,
+        metrics=metrics,
+        curves=curves,
+        per_user={metric: per_user(metric, k) for metric in METRIC_NAMES},
+    )
+
+
+def rating_errors(recommender: Recommender, test: InteractionsLike) -> dict[str, float]:
+    """RMSE and MAE of ``recommender.reranker``'s scores against the test ratings.
+
+    User vectors come from the user embedder, item vectors from the store
+    (the same vectors reranking sees). Pairs whose user or item is unknown
+    are left out and counted.
+
+    Returns:
+        ``{"rmse": ..., "mae": ..., "n": pairs scored, "skipped": pairs left out}``.
+
+    Raises:
+        InvalidInputError: no reranker, no ratings, or no pair could be scored.
+    """
+    reranker = recommender.reranker
+    log: Interactions = as_interactions(test)
+    if reranker is None:
+        raise InvalidInputError("rating errors need a reranker")
+    if log.ratings is None:
+        raise InvalidInputError("rating errors need test ratings")
+    unique_users = sorted(set(log.user_ids.tolist()))
+    known_users, _ = _known_users(recommender, unique_users)
+    user_rows = {user: row for row, user in enumerate(known_users)}
+    fetched = recommender.store.fetch(sorted(set(log.item_ids.tolist())))
+    item_rows = {item: row for row, item in enumerate(fetched.ids)}
+    keep = np.array(
+        [u in user_rows and i in item_rows for u, i in zip(log.user_ids.tolist(), log.item_ids.tolist(), strict=True)],
+        dtype=bool,
+    )
+    if not keep.any():
+        raise InvalidInputError("no test pair has both a known user and an indexed item")
+    user_vectors = recommender.user_embedder.embed(known_users) if known_users else None
+    assert user_vectors is not None
+    u_index = np.array([user_rows[u] for u in log.user_ids[keep].tolist()], dtype=np.int64)
+    i_index = np.array([item_rows[i] for i in log.item_ids[keep].tolist()], dtype=np.int64)
+    predicted = np.asarray(reranker.score(user_vectors[u_index], fetched.vectors[i_index]), dtype=np.float64)
+    actual = log.ratings[keep]
+    return {
+        "rmse": rmse(predicted, actual),
+        "mae": mae(predicted, actual),
+        "n": int(keep.sum()),
+        "skipped": int((~keep).sum()),
+    }
