@@ -28,7 +28,8 @@ require("fastapi", extra="serve")
 from fastapi import FastAPI, Path, Query, Request  # noqa: E402
 from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.responses import JSONResponse, Response  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from two_stage_rec import __version__  # noqa: E402
 from two_stage_rec.errors import (  # noqa: E402
@@ -124,13 +125,18 @@ def create_app(
 
     # The recommendation endpoints are plain `def`, not `async def`, on purpose:
     # a request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items) product,
-    # one MLP call) plus, for a remote store, a blocking network call. FastAPI runs
-    # `def` endpoints in its thread pool, so the event loop stays free to accept
-    # connections and answer /healthz while a request computes, and numpy's large
-    # kernels release the GIL, so two requests can use both cores. An `async def`
-    # endpoint would run that work on the event loop and stall every other request.
-    # The price is a thread hand-off per request (tens of microseconds, measured in
-    # benchmarks/serve_latency.py).
+    # one MLP call) plus, for a remote store such as Pinecone, a blocking network
+    # call. FastAPI runs `def` endpoints in its thread pool, so a slow store call or
+    # a large batch never stalls the event loop, and numpy's large kernels release
+    # the GIL, so concurrent requests can use both cores. An `async def` endpoint
+    # would run all of that on the event loop and hold up every other connection,
+    # /healthz included. The price is one thread hand-off per request (a fraction
+    # of a millisecond; benchmarks/serve_latency.py measures both variants).
+    #
+    # They return a ready JSON `Response` rather than the model: FastAPI would
+    # otherwise re-validate the returned model against `response_model` in a second
+    # thread-pool hop. `response_model` stays declared so the OpenAPI schema
+    # documents the body.
 
     @app.get(
         "/recommendations/{user_id}",
@@ -154,7 +160,7 @@ def create_app(
         exclude_seen: Annotated[
             bool, Query(description="Leave out items the service knows the user has already rated.")
         ] = True,
-    ) -> UserRecommendations:
+    ) -> Response:
         """Top-k items for one user, best first.
 
         Retrieves `candidates` items nearest to the user's vector, reranks them with the
@@ -168,7 +174,7 @@ def create_app(
             exclude=excluded_for(user_id, exclude_seen),
             rerank=rerank,
         )
-        return UserRecommendations(user_id=user_id, items=to_items(recommendations))
+        return _json(UserRecommendations(user_id=user_id, items=to_items(recommendations)))
 
     @app.post(
         "/recommendations",
@@ -177,7 +183,7 @@ def create_app(
         summary="Recommend items for many users",
         tags=["recommendations"],
     )
-    def recommend_many(request: BatchRecommendationRequest) -> BatchRecommendationResponse:
+    def recommend_many(request: BatchRecommendationRequest) -> Response:
         """Top-k items for each user, in request order, computed in one vectorised pass.
 
         `filter` (Pinecone filter language) applies to every user; `exclude` adds per-user
@@ -193,11 +199,13 @@ def create_app(
             filter=request.filter or None,
             rerank=request.rerank,
         )
-        return BatchRecommendationResponse(
-            results=[
-                UserRecommendations(user_id=user_id, items=to_items(recommendations))
-                for user_id, recommendations in zip(request.user_ids, batches, strict=True)
-            ]
+        return _json(
+            BatchRecommendationResponse(
+                results=[
+                    UserRecommendations(user_id=user_id, items=to_items(recommendations))
+                    for user_id, recommendations in zip(request.user_ids, batches, strict=True)
+                ]
+            )
         )
 
     # Liveness must answer even when every worker thread is busy computing, so it is
@@ -215,18 +223,17 @@ def create_app(
         summary="Readiness",
         tags=["operations"],
     )
-    def readyz() -> JSONResponse:
+    def readyz() -> Response:
         """200 when the store answers and holds at least one item, else 503."""
         try:
             count = recommender.store.describe().count
         except StoreError as exc:
             logger.warning("readiness check: store did not answer: %s", exc)
             body = ReadinessResponse(ready=False, count=None, detail="the vector store did not answer")
-            return JSONResponse(body.model_dump(), status_code=503)
+            return _json(body, status_code=503)
         if count <= 0:
-            body = ReadinessResponse(ready=False, count=count, detail="the vector store holds no items")
-            return JSONResponse(body.model_dump(), status_code=503)
-        return JSONResponse(ReadinessResponse(ready=True, count=count).model_dump())
+            return _json(ReadinessResponse(ready=False, count=count, detail="the vector store holds no items"), 503)
+        return _json(ReadinessResponse(ready=True, count=count))
 
     @app.get(
         "/stats",
@@ -235,21 +242,27 @@ def create_app(
         summary="Store statistics",
         tags=["operations"],
     )
-    def stats() -> StatsResponse:
+    def stats() -> Response:
         """The store's backend, dimension, metric and count, and the recommender's composition."""
         described = recommender.store.describe()
-        return StatsResponse(
-            backend=described.backend,
-            dimension=described.dimension,
-            metric=described.metric,
-            count=described.count,
-            details=json_safe(described.details),
-            reranker=recommender.reranker is not None,
-            fallback=recommender.fallback is not None,
+        return _json(
+            StatsResponse(
+                backend=described.backend,
+                dimension=described.dimension,
+                metric=described.metric,
+                count=described.count,
+                details=json_safe(described.details),
+                reranker=recommender.reranker is not None,
+                fallback=recommender.fallback is not None,
+            )
         )
 
     _install_error_handlers(app)
     return app
+
+
+def _json(body: BaseModel, status_code: int = 200) -> Response:
+    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def _metadata_title(recommendation: Recommendation) -> str | None:
