@@ -48,7 +48,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -512,7 +512,7 @@ class FaissVectorStore:
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Mapping[str, object] | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:
