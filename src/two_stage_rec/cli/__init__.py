@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from two_stage_rec.cli import data
+from two_stage_rec.cli import data, serve
 
 app = typer.Typer(
     name="two-stage-rec",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data,):
+for _module in (data, serve):
     _module.register(app)
 
 

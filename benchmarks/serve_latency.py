@@ -1,0 +1,345 @@
+"""Latency and throughput of the HTTP service, measured over real loopback HTTP.
+
+The server runs in its own process (this script re-launched with ``--serve``),
+so the load generator and the server do not share a GIL. It serves either
+synthetic models of MovieLens-100K's size (943 users, 1,682 items, 32-d, a
+64-64-1 numpy MLP reranker, ~106 seen items per user) or, with ``--models``,
+a trained models directory through ``two_stage_rec.pipeline.build_recommender``.
+
+Measured, all in one run (so ratios are comparable):
+
+1. ``in_process``: ``Recommender.recommend`` called directly, no HTTP: the floor.
+2. ``sequential``: one keep-alive client, N sequential ``GET /recommendations/{id}``.
+3. ``sync_vs_async``: the same handler body as a ``def`` endpoint (FastAPI's thread
+   pool, what the service uses) and as an ``async def`` one (on the event loop),
+   sequentially and under concurrent load with a ``/healthz`` prober running
+   alongside, to back the choice made in ``serving/app.py`` with numbers.
+4. ``concurrent``: C concurrent keep-alive clients (asyncio + httpx.AsyncClient).
+5. ``batch``: one ``POST /recommendations`` for every user.
+
+Usage::
+
+    .venv/bin/python benchmarks/serve_latency.py                  # synthetic models
+    .venv/bin/python benchmarks/serve_latency.py --models models/ # trained models
+
+Writes ``benchmarks/results/serve_latency.json``. The machine has 2 cores shared
+with other processes, and client and server compete for them: quote medians and
+ratios from one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from two_stage_rec import Recommender
+from two_stage_rec.embedders.table import TableEmbedder
+from two_stage_rec.stores.memory import InMemoryVectorStore
+from two_stage_rec.types import FloatMatrix, FloatVector
+
+RESULTS = Path(__file__).resolve().parent / "results" / "serve_latency.json"
+N_USERS, N_ITEMS, DIMENSION, SEEN_PER_USER = 943, 1682, 32, 106
+
+
+# ----------------------------------------------------------------- the models
+
+
+class _NumpyMLP:
+    """A 64-64-1 ReLU MLP on concat(user, item): the shape and cost of the notebook's scoring model."""
+
+    def __init__(self, rng: np.random.Generator, dimension: int) -> None:
+        self.w1 = rng.normal(scale=0.2, size=(2 * dimension, 64)).astype(np.float32)
+        self.b1 = np.zeros(64, np.float32)
+        self.w2 = rng.normal(scale=0.2, size=(64, 1)).astype(np.float32)
+
+    def score(self, user_vectors: FloatMatrix, item_vectors: FloatMatrix) -> FloatVector:
+        hidden = np.maximum(np.concatenate([user_vectors, item_vectors], axis=1) @ self.w1 + self.b1, 0.0)
+        scores: FloatVector = (hidden @ self.w2).reshape(-1).astype(np.float32)
+        return scores
+
+
+def synthetic(seed: int = 0) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
+    """ML-100K-sized synthetic recommender, seen items and titles (deterministic in ``seed``)."""
+    rng = np.random.default_rng(seed)
+    user_ids = [str(u) for u in range(1, N_USERS + 1)]
+    item_ids = [str(i) for i in range(1, N_ITEMS + 1)]
+    recommender = Recommender(
+        user_embedder=TableEmbedder(user_ids, rng.normal(size=(N_USERS, DIMENSION))),
+        item_embedder=TableEmbedder(item_ids, rng.normal(size=(N_ITEMS, DIMENSION))),
+        store=InMemoryVectorStore(dimension=DIMENSION),
+        reranker=_NumpyMLP(rng, DIMENSION),
+    )
+    recommender.index_items(item_ids, metadata=[{"title": f"Movie {i}"} for i in item_ids])
+    seen = {u: [str(i) for i in rng.choice(N_ITEMS, SEEN_PER_USER, replace=False) + 1] for u in user_ids}
+    return recommender, seen, {}
+
+
+def trained(models: Path, store: str) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
+    """The recommender ``two-stage-rec serve --models`` would serve."""
+    from two_stage_rec.pipeline import build_recommender  # noqa: PLC0415 (needs the trained artifacts)
+
+    built = build_recommender(models, store=store)  # type: ignore[arg-type]
+    return built.recommender, {u: list(s) for u, s in built.seen_items.items()}, dict(built.item_titles)
+
+
+def build(args: argparse.Namespace) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
+    return trained(Path(args.models), args.store) if args.models else synthetic()
+
+
+# ------------------------------------------------------------------ the server
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Child process: the real service plus two benchmark-only variants of its handler."""
+    from fastapi import Response
+
+    from two_stage_rec.serving import create_app, run
+    from two_stage_rec.serving.schemas import RecommendedItem, UserRecommendations
+
+    recommender, seen, titles = build(args)
+    app = create_app(recommender, item_titles=titles, seen_items=seen)
+    frozen_seen = {u: frozenset(s) for u, s in seen.items()}
+
+    def handle(user_id: str, k: int) -> Response:
+        recommendations = recommender.recommend(user_id, k=k, candidates=50, exclude=frozen_seen.get(user_id, ()))
+        body = UserRecommendations(
+            user_id=user_id, items=[RecommendedItem.from_recommendation(r, None) for r in recommendations]
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    # The same body as the service's endpoint, once as `def` and once as `async def`.
+    @app.get("/bench/sync/{user_id}", response_model=UserRecommendations)
+    def sync_variant(user_id: str, k: int = 5) -> Response:
+        return handle(user_id, k)
+
+    @app.get("/bench/async/{user_id}", response_model=UserRecommendations)
+    async def async_variant(user_id: str, k: int = 5) -> Response:
+        return handle(user_id, k)
+
+    run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(argv: Sequence[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    child = subprocess.Popen([sys.executable, __file__, *argv, "--serve", "--port", str(port)])
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"server exited with code {child.returncode}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
+                return child, base_url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    child.terminate()
+    raise RuntimeError("server did not become ready within 120 s")
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def summary(latencies_s: Sequence[float], wall_s: float | None = None) -> dict[str, float]:
+    ms = np.asarray(latencies_s) * 1e3
+    result = {
+        "n": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
+    if wall_s is not None:
+        result["requests_per_s"] = round(ms.size / wall_s, 1)
+    return result
+
+
+def time_calls(call: Callable[[], object], n: int) -> dict[str, float]:
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - t0)
+    return summary(latencies, time.perf_counter() - start)
+
+
+def sequential(base_url: str, path: str, users: Sequence[str], n: int) -> dict[str, float]:
+    with httpx.Client(base_url=base_url, timeout=30.0) as client:
+        for user in users[:50]:  # warm up: connection, thread pool, caches
+            client.get(f"{path}/{user}".rstrip("/")).raise_for_status()
+        counter = iter(range(n))
+
+        def one() -> None:
+            client.get(f"{path}/{users[next(counter) % len(users)]}".rstrip("/")).raise_for_status()
+
+        return time_calls(one, n)
+
+
+async def _concurrent(
+    base_url: str, path: str, users: Sequence[str], n: int, concurrency: int, probe: bool
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    probe_latencies: list[float] = []
+    remaining = iter(range(n))
+    done = asyncio.Event()
+    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits) as client:
+
+        async def worker() -> None:
+            for i in remaining:
+                t0 = time.perf_counter()
+                response = await client.get(f"{path}/{users[i % len(users)]}")
+                latencies.append(time.perf_counter() - t0)
+                response.raise_for_status()
+
+        async def prober() -> None:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                (await client.get("/healthz")).raise_for_status()
+                probe_latencies.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(client.get(f"{path}/{u}") for u in users[:concurrency]))  # warm up
+        probe_task = asyncio.create_task(prober()) if probe else None
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        done.set()
+        if probe_task is not None:
+            await probe_task
+    result: dict[str, Any] = {"concurrency": concurrency, **summary(latencies, wall)}
+    if probe:
+        result["healthz_under_load"] = summary(probe_latencies)
+    return result
+
+
+def concurrent(
+    base_url: str, path: str, users: Sequence[str], n: int, concurrency: int, *, probe: bool = False
+) -> dict[str, Any]:
+    return asyncio.run(_concurrent(base_url, path, users, n, concurrency, probe))
+
+
+def batch(base_url: str, users: Sequence[str], repeats: int) -> dict[str, float]:
+    with httpx.Client(base_url=base_url, timeout=60.0) as client:
+        client.post("/recommendations", json={"user_ids": list(users[:10])}).raise_for_status()
+
+        def one() -> None:
+            client.post("/recommendations", json={"user_ids": list(users), "k": 5}).raise_for_status()
+
+        result = time_calls(one, repeats)
+    result["users_per_request"] = len(users)
+    result["users_per_s"] = round(len(users) * 1e3 / result["p50_ms"], 1)
+    return result
+
+
+def machine() -> dict[str, Any]:
+    import fastapi
+    import uvicorn
+
+    load = os.getloadavg()
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "fastapi": fastapi.__version__,
+        "uvicorn": uvicorn.__version__,
+        "httpx": httpx.__version__,
+        "loadavg_1m_at_start": round(load[0], 2),
+        "note": "2 cores shared with other processes; client and server run on the same machine",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", help="trained models directory (default: synthetic ML-100K-sized models)")
+    parser.add_argument("--store", default="memory", choices=["memory", "faiss"])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per HTTP scenario")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args)
+        return
+
+    server_argv = ["--store", args.store] + (["--models", args.models] if args.models else [])
+    recommender, seen, _ = build(args)
+    frozen_seen = {u: frozenset(s) for u, s in seen.items()}
+    users = sorted(seen) or [str(u) for u in range(1, N_USERS + 1)]
+    rng = np.random.default_rng(1)
+    order = [users[i] for i in rng.permutation(len(users))]
+    n = args.requests
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "config": {
+            "models": args.models or "synthetic",
+            "store": args.store,
+            "users": len(users),
+            "items": recommender.store.describe().count,
+            "k": 5,
+            "candidates": 50,
+            "exclude_seen": True,
+            "requests_per_scenario": n,
+        },
+    }
+    cursor = iter(range(10 * n))
+    results["in_process"] = time_calls(
+        lambda: recommender.recommend(
+            (u := order[next(cursor) % len(order)]), k=5, candidates=50, exclude=frozen_seen.get(u, ())
+        ),
+        n,
+    )
+    child, base_url = start_server(server_argv)
+    try:
+        results["sequential_healthz"] = sequential(base_url, "/healthz", [""], n)  # HTTP + client floor
+        results["sequential"] = sequential(base_url, "/recommendations", order, n)
+        results["sync_vs_async"] = {
+            "sequential_sync_def": sequential(base_url, "/bench/sync", order, n),
+            "sequential_async_def": sequential(base_url, "/bench/async", order, n),
+            "concurrent_sync_def": concurrent(base_url, "/bench/sync", order, n, args.concurrency, probe=True),
+            "concurrent_async_def": concurrent(base_url, "/bench/async", order, n, args.concurrency, probe=True),
+        }
+        results["concurrent"] = concurrent(base_url, "/recommendations", order, n, args.concurrency)
+        results["batch_all_users"] = batch(base_url, order, repeats=10)
+    finally:
+        child.terminate()  # uvicorn shuts down gracefully on SIGTERM
+        child.wait(timeout=30)
+    floor = results["in_process"]["p50_ms"]
+    results["ratios"] = {
+        "http_p50_over_in_process_p50": round(results["sequential"]["p50_ms"] / floor, 2),
+        "async_def_p50_over_sync_def_p50": round(
+            results["sync_vs_async"]["sequential_async_def"]["p50_ms"]
+            / results["sync_vs_async"]["sequential_sync_def"]["p50_ms"],
+            3,
+        ),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
