@@ -1,0 +1,149 @@
+"""Typed, keyword-only configuration of the two trainings (retrieval towers, scoring MLP)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.rerankers.mlp import PairFeatures
+
+__all__ = ["RetrievalConfig", "ScoringConfig", "TrainingConfig"]
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not value > 0:
+        raise InvalidInputError(f"{name} must be positive, got {value!r}")
+
+
+def _fraction(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise InvalidInputError(f"{name} must be in [0, 1), got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalConfig:
+    """The two-tower retrieval model and its in-batch softmax training.
+
+    Each tower maps an id string to ``output_dim`` floats: StringLookup ->
+    Embedding(``embedding_dim``) [+ projected side features] -> Dense layers
+    (``hidden_layers``, ReLU) -> Dense(``output_dim``). The score of a pair is the
+    dot product of the two outputs (higher is better).
+
+    Attributes:
+        embedding_dim: width of the per-id embedding tables.
+        output_dim: width of the tower outputs (the notebook's 32).
+        hidden_layers: ReLU layer widths between embedding and output.
+        use_side_features: add projected side features (e.g. genres, age,
+            occupation) to the id embedding when they are given.
+        epochs: maximum passes over the training ratings.
+        batch_size: ratings per step; the other items of a batch are the negatives.
+        learning_rate: Adam step size.
+        temperature: logits are divided by it; smaller is sharper.
+        popularity_correction: subtract log(item frequency) from the logits
+            ("logQ correction"): in-batch negatives are drawn by popularity, so
+            without it popular items are over-penalised.
+        remove_accidental_hits: ignore a batch negative that is the positive item.
+        l2: L2 penalty on the embedding rows used in a batch.
+        validation_fraction: share of training ratings held out to choose the
+            epoch (early stopping on top-``k`` accuracy); 0 trains all ``epochs``.
+        patience: epochs without improvement before stopping.
+        validation_k: k of the top-k accuracy used for early stopping.
+    """
+
+    embedding_dim: int = 64
+    output_dim: int = 32
+    hidden_layers: tuple[int, ...] = ()
+    use_side_features: bool = False
+    epochs: int = 8
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    temperature: float = 0.1
+    popularity_correction: bool = True
+    remove_accidental_hits: bool = True
+    l2: float = 0.0
+    validation_fraction: float = 0.05
+    patience: int = 2
+    validation_k: int = 100
+
+    def __post_init__(self) -> None:
+        for name in (
+            "embedding_dim",
+            "output_dim",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "temperature",
+            "patience",
+            "validation_k",
+        ):
+            _positive(name, getattr(self, name))
+        for width in self.hidden_layers:
+            _positive("hidden layer width", width)
+        _fraction("validation_fraction", self.validation_fraction)
+        if self.l2 < 0:
+            raise InvalidInputError(f"l2 must be >= 0, got {self.l2}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoringConfig:
+    """The scoring (reranking) MLP: ``[u, v]`` from the trained towers -> rating.
+
+    Attributes:
+        hidden_layers: ReLU layer widths; the output layer has one linear unit.
+        features: the first layer's input; see
+            :data:`two_stage_rec.rerankers.mlp.PairFeatures`.
+        epochs: maximum passes over the training ratings.
+        batch_size: ratings per step.
+        learning_rate: Adam step size.
+        l2: L2 penalty on the MLP weights.
+        validation_fraction: share of training ratings held out for early
+            stopping on RMSE; 0 trains all ``epochs``.
+        patience: epochs without improvement before stopping (best weights kept).
+    """
+
+    hidden_layers: tuple[int, ...] = (64, 32)
+    features: PairFeatures = "concat_product"
+    epochs: int = 30
+    batch_size: int = 1024
+    learning_rate: float = 0.002
+    l2: float = 0.0
+    validation_fraction: float = 0.05
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "learning_rate", "patience"):
+            _positive(name, getattr(self, name))
+        for width in self.hidden_layers:
+            _positive("hidden layer width", width)
+        _fraction("validation_fraction", self.validation_fraction)
+        if self.features not in ("concat", "concat_product"):
+            raise InvalidInputError(f"features must be 'concat' or 'concat_product', got {self.features!r}")
+        if self.l2 < 0:
+            raise InvalidInputError(f"l2 must be >= 0, got {self.l2}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Everything :func:`two_stage_rec.training.train_models` needs besides the data.
+
+    Attributes:
+        retrieval: the towers.
+        scoring: the scoring MLP.
+        seed: seeds Python, numpy and TensorFlow; with op determinism on, the
+            same seed on the same machine gives the same weights.
+        eval_k: k of the reported top-k accuracies (each k in the tuple).
+    """
+
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    seed: int = 42
+    eval_k: tuple[int, ...] = (1, 5, 10, 50, 100)
+
+    def __post_init__(self) -> None:
+        for k in self.eval_k:
+            _positive("eval_k", k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return asdict(self)
