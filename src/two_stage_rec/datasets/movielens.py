@@ -34,12 +34,14 @@ class DatasetSummary:
     """The numbers ``two-stage-rec data info`` prints.
 
     Attributes:
-        n_ratings, n_users, n_movies: sizes (users and movies as listed in
-            ``u.user`` / ``u.item``).
+        n_ratings: number of ratings.
+        n_users: number of users listed in ``u.user``.
+        n_movies: number of movies listed in ``u.item``.
         n_distinct_titles: distinct movie titles (fewer than movies: titles repeat).
         rating_counts: star value -> number of ratings, ascending stars.
         density: ``n_ratings / (n_users * n_movies)``; sparsity is ``1 - density``.
-        first_timestamp, last_timestamp: Unix seconds of the earliest/latest rating.
+        first_timestamp: Unix seconds of the earliest rating.
+        last_timestamp: Unix seconds of the latest rating.
     """
 
     n_ratings: int
@@ -176,7 +178,14 @@ def movielens_100k(
         >>> data.movies[50].title  # doctest: +SKIP
         'Star Wars (1977)'
 
-    Args: see :func:`locate_movielens_100k`.
+    Args:
+        data_dir: a local ml-100k folder (skips the environment and the cache).
+        cache_dir: where downloads are kept.
+        progress: show a progress bar while downloading.
+        url: the zip's URL; default :data:`~two_stage_rec.datasets.checksums.ML_100K_URL`.
+        checksums: expected digests; default
+            :data:`~two_stage_rec.datasets.checksums.ML_100K_CHECKSUMS` (see
+            :func:`locate_movielens_100k` for when to pass others).
 
     Returns:
         A :class:`MovieLens100K`.

@@ -111,7 +111,10 @@ def canonical_split(
 
     Args:
         name: ``"u1"`` .. ``"u5"`` (80/20 folds), ``"ua"`` or ``"ub"`` (10 test ratings per user).
-        data_dir, cache_dir, progress, checksums: as for ``movielens_100k``.
+        data_dir: a local ml-100k folder (default: ``$TWO_STAGE_REC_DATA``, then the cache).
+        cache_dir: where downloads are kept.
+        progress: show a progress bar while downloading.
+        checksums: expected digests of ``u.data``/``u.item``/``u.user`` (default: the published ones).
 
     Returns:
         ``(train, test)`` read from ``<name>.base`` and ``<name>.test``.
