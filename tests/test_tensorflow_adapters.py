@@ -49,7 +49,6 @@ needs_tf_keras = pytest.mark.skipif(
 
 def _keras3_tower(path: Path) -> Path:
     """Keras 3 Sequential(StringLookup, Embedding) exported with model.export (not callable once loaded)."""
-    keras.utils.set_random_seed(SEED)
     model = keras.Sequential(
         [
             keras.Input(shape=(), dtype="string"),
@@ -62,7 +61,6 @@ def _keras3_tower(path: Path) -> Path:
 
 
 def _keras3_scoring(path: Path) -> Path:
-    keras.utils.set_random_seed(SEED)
     model = keras.Sequential(
         [keras.Input((2 * DIM,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
     )
@@ -97,7 +95,6 @@ def _tf_keras_tower(path: Path) -> Path:
     """tf-keras Sequential(StringLookup, Embedding) saved with model.save(dir): the SavedModel format."""
     import tf_keras
 
-    tf_keras.utils.set_random_seed(SEED)
     model = tf_keras.Sequential(
         [tf_keras.layers.StringLookup(vocabulary=VOCAB), tf_keras.layers.Embedding(len(VOCAB) + 1, DIM)]
     )
@@ -123,7 +120,6 @@ def _tfrs_like_tower(path: Path) -> Path:
         def call(self, inputs: Any) -> Any:
             return self.embedding(inputs)
 
-    tf_keras.utils.set_random_seed(SEED)
     model = UserModel()
     model(np.array(["1"]))
     tf.saved_model.save(model, str(path))
@@ -134,7 +130,6 @@ def _tfrs_like_scoring(path: Path) -> Path:
     """The TFRS ranking tutorial's MLP on concat(user, item): tf-keras Sequential of Dense, model.save(dir)."""
     import tf_keras
 
-    tf_keras.utils.set_random_seed(SEED)
     model = tf_keras.Sequential(
         [
             tf_keras.layers.Dense(256, activation="relu"),
