@@ -120,7 +120,8 @@ def _download(url: str, destination: Path, *, progress: bool) -> None:
     except OSError as exc:  # requests' errors (HTTP status, connection, truncated body) are OSErrors
         raise DatasetError(
             f"could not download MovieLens-100K from {url}: {exc}. Nothing was cached. "
-            "Check the connection, or point data_dir= (or TWO_STAGE_REC_DATA) at a local ml-100k folder."
+            "Check the connection, or point data_dir= / --data-dir (or $TWO_STAGE_REC_DATA) "
+            "at a local ml-100k folder."
         ) from exc
 
 
