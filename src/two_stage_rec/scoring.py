@@ -71,6 +71,16 @@ def top_k_rows(
         return np.full((n, 0), -1, np.int64), np.empty((n, 0), np.float32), counts
     if width < m:
         part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        # argpartition takes an arbitrary subset of the columns tied with the
+        # width-th best score; take the lowest-indexed ones instead, as documented.
+        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above, tied = scores > threshold, scores == threshold
+        needed = width - above.sum(axis=1, keepdims=True)
+        ambiguous = np.flatnonzero(tied.sum(axis=1) > needed[:, 0])
+        if ambiguous.size:
+            tied_rows = tied[ambiguous]
+            first_tied = tied_rows & (np.cumsum(tied_rows, axis=1, dtype=np.int32) <= needed[ambiguous])
+            part[ambiguous] = np.nonzero(above[ambiguous] | first_tied)[1].reshape(ambiguous.size, width)
     else:
         part = np.broadcast_to(np.arange(m), (n, m))
     part_scores = np.take_along_axis(scores, part, axis=1)

@@ -44,6 +44,8 @@ def as_float_matrix(vectors: npt.ArrayLike, dimension: int, *, what: str = "vect
         raise InvalidInputError(f"{what} are not a numeric array: {exc}") from exc
     if matrix.ndim == 1 and matrix.shape[0] == dimension:
         matrix = matrix.reshape(1, dimension)
+    elif matrix.ndim == 1 and matrix.shape[0] == 0:
+        matrix = matrix.reshape(0, dimension)  # [] is an empty batch, not a vector of dimension 0
     if matrix.ndim != 2:
         raise DimensionMismatchError(dimension, matrix.shape[-1] if matrix.ndim else 0, what)
     if matrix.shape[1] != dimension:
