@@ -69,8 +69,8 @@ UnknownKeyMode: TypeAlias = Literal["model", "raise"]
 
 Shape: TypeAlias = tuple[int | None, ...]
 
-# Probing a model whose output width is not declared needs some key; MovieLens
-# ids are numeric strings, so "0" is a key every id-parsing model can digest.
+# Probing a model whose output width is not declared needs some key. MovieLens
+# ids are numeric strings, so "0" also suits a model that parses ids as numbers.
 _DEFAULT_PROBE_KEY = "0"
 
 
@@ -111,9 +111,7 @@ class _TensorSpec:
     dtype: Any  # a tf.DType, or None when unknown
 
     def describe(self) -> str:
-        shape = (
-            "?" if self.shape is None else "(" + ", ".join("None" if d is None else str(d) for d in self.shape) + ")"
-        )
+        shape = "?" if self.shape is None else str(self.shape)
         dtype = "?" if self.dtype is None else self.dtype.name
         return f"{dtype} {shape}"
 
