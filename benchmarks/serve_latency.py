@@ -9,13 +9,16 @@ a trained models directory through ``two_stage_rec.pipeline.build_recommender``.
 Measured, all in one run (so ratios are comparable):
 
 1. ``in_process``: ``Recommender.recommend`` called directly, no HTTP: the floor.
-2. ``sequential``: one keep-alive client, N sequential ``GET /recommendations/{id}``.
+2. ``sequential``: one keep-alive client, N sequential ``GET /recommendations/{id}``
+   (``sequential_healthz``: the same for ``/healthz``, the HTTP + client floor).
 3. ``sync_vs_async``: the same handler body as a ``def`` endpoint (FastAPI's thread
    pool, what the service uses) and as an ``async def`` one (on the event loop),
    sequentially and under concurrent load with a ``/healthz`` prober running
    alongside, to back the choice made in ``serving/app.py`` with numbers.
 4. ``concurrent``: C concurrent keep-alive clients (asyncio + httpx.AsyncClient).
 5. ``batch``: one ``POST /recommendations`` for every user.
+6. ``sequential_h11_parser``: scenario 2 again on uvicorn's pure-Python HTTP
+   parser (h11) instead of httptools (what the ``serve`` extra installs).
 
 Usage::
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -89,9 +93,9 @@ def synthetic(seed: int = 0) -> tuple[Recommender, dict[str, list[str]], dict[st
 
 def trained(models: Path, store: str) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
     """The recommender ``two-stage-rec serve --models`` would serve."""
-    from two_stage_rec.pipeline import build_recommender  # noqa: PLC0415 (needs the trained artifacts)
+    from two_stage_rec.pipeline import build_recommender
 
-    built = build_recommender(models, store=store)  # type: ignore[arg-type]
+    built = build_recommender(models, store="faiss" if store == "faiss" else "memory")
     return built.recommender, {u: list(s) for u, s in built.seen_items.items()}, dict(built.item_titles)
 
 
@@ -129,7 +133,15 @@ def serve(args: argparse.Namespace) -> None:
     async def async_variant(user_id: str, k: int = 5) -> Response:
         return handle(user_id, k)
 
-    run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    if args.http == "auto":  # what `two-stage-rec serve` runs
+        run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    else:  # the A/B against uvicorn's pure-Python parser
+        import uvicorn
+
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, ws="none", http=args.http
+        )
+        uvicorn.Server(config).run()
 
 
 def _free_port() -> int:
@@ -265,6 +277,7 @@ def machine() -> dict[str, Any]:
         "fastapi": fastapi.__version__,
         "uvicorn": uvicorn.__version__,
         "httpx": httpx.__version__,
+        "uvicorn_http_parser": "httptools" if importlib.util.find_spec("httptools") else "h11",
         "loadavg_1m_at_start": round(load[0], 2),
         "note": "2 cores shared with other processes; client and server run on the same machine",
     }
@@ -279,6 +292,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--http", default="auto", choices=["auto", "h11"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args)
@@ -326,9 +340,18 @@ def main() -> None:
     finally:
         child.terminate()  # uvicorn shuts down gracefully on SIGTERM
         child.wait(timeout=30)
+    child, base_url = start_server([*server_argv, "--http", "h11"])
+    try:
+        results["sequential_h11_parser"] = sequential(base_url, "/recommendations", order, n)
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
     floor = results["in_process"]["p50_ms"]
     results["ratios"] = {
         "http_p50_over_in_process_p50": round(results["sequential"]["p50_ms"] / floor, 2),
+        "h11_p50_over_httptools_p50": round(
+            results["sequential_h11_parser"]["p50_ms"] / results["sequential"]["p50_ms"], 2
+        ),
         "async_def_p50_over_sync_def_p50": round(
             results["sync_vs_async"]["sequential_async_def"]["p50_ms"]
             / results["sync_vs_async"]["sequential_sync_def"]["p50_ms"],

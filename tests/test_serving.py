@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from two_stage_rec import PopularityFallback, Recommender, StoreUnavailableError
+from two_stage_rec import AuthenticationError, PopularityFallback, Recommender, StoreUnavailableError
 from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.serving import create_app, serve_in_thread
 from two_stage_rec.serving.schemas import MAX_K
@@ -291,6 +291,30 @@ def test_store_outage_is_503_without_leaking_details(
     assert ready.status_code == 503
     assert ready.json()["ready"] is False
     assert "SECRET" not in ready.text
+
+
+class _RejectedStore(_FailingStore):
+    def query(
+        self,
+        vectors: npt.ArrayLike,
+        top_k: int,
+        *,
+        filter: Metadata | None = None,
+        include_values: bool = False,
+        include_metadata: bool = False,
+    ) -> QueryResult:
+        raise AuthenticationError("the backend refused key sk-SECRET")
+
+
+def test_other_store_failures_are_503_without_details(
+    catalogue: tuple[list[str], FloatMatrix, list[str], FloatMatrix],
+) -> None:
+    _, _, user_ids, users = catalogue
+    store = _RejectedStore(dimension=DIMENSION)
+    client = TestClient(create_app(Recommender(user_embedder=TableEmbedder(user_ids, users), store=store)))
+    response = client.get("/recommendations/u1")
+    assert response.status_code == 503
+    assert response.json() == {"error": "store_error", "detail": "the vector store failed to answer"}
 
 
 class _BrokenReranker:

@@ -71,7 +71,11 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "A parameter is out of range or malformed (`invalid_request`, `invalid_input`).",
     },
-    503: {"model": ErrorResponse, "description": "The vector store could not be reached (`store_unavailable`)."},
+    500: {"model": ErrorResponse, "description": "An unexpected failure (`internal_error`); details go to the log."},
+    503: {
+        "model": ErrorResponse,
+        "description": "The vector store could not be reached or failed (`store_unavailable`, `store_error`).",
+    },
 }
 
 
