@@ -245,6 +245,13 @@ def test_embedder_matches_the_notebook_call(models: dict[str, Path], name: str) 
     assert len({row.tobytes() for row in batch}) == len(keys)  # distinct keys, distinct vectors
 
 
+@needs_tf_keras
+def test_tf_keras_models_load_without_tf_keras(monkeypatch: pytest.MonkeyPatch, models: dict[str, Path]) -> None:
+    monkeypatch.setitem(sys.modules, "tf_keras", None)  # any `import tf_keras` now raises ImportError
+    assert SavedModelEmbedder(models["tfrs_like_tower"]).embed(["42"]).shape == (1, DIM)
+    assert SavedModelReranker(models["tfrs_like_scoring"]).input_width == 2 * DIM
+
+
 @pytest.mark.parametrize("name", TOWERS)
 def test_embedder_reads_the_string_lookup_vocabulary(models: dict[str, Path], name: str) -> None:
     assert SavedModelEmbedder(models[name]).vocabulary == tuple(VOCAB)
