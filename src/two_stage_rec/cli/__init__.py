@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from two_stage_rec.cli import data, serve
+from two_stage_rec.cli import data, recommend, serve, train
 
 app = typer.Typer(
     name="two-stage-rec",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data, serve):
+for _module in (data, train, recommend, serve):
     _module.register(app)
 
 
