@@ -746,7 +746,8 @@ class FaissVectorStore:
             hnsw=HnswParams(**config["hnsw"]) if config["hnsw"] is not None else None,
             ivf=IvfParams(**config["ivf"]) if config["ivf"] is not None else None,
         )
-        with np.load(snapshot / "vectors.npz", allow_pickle=False) as arrays:
+        # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
+        with open(snapshot / "vectors.npz", "rb") as handle, np.load(handle, allow_pickle=False) as arrays:
             ids = arrays["ids"]
             vectors = np.ascontiguousarray(arrays["vectors"], dtype=np.float32)
             alive = arrays["alive"].astype(np.bool_)
