@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import socket
 import threading
 import time
@@ -436,13 +435,14 @@ class PineconeTestServer:
             state.namespaces[namespace] = store
         return store
 
-    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any] | None]:
+    def handle(
+        self, method: str, raw_path: str, headers: Any, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | None]:
         """Serve one request (already past fault injection); returns (status, JSON body)."""
         self._check_key(headers)
         parts = urlsplit(raw_path)
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
-        payload = _loads(body) if body else {}
         with self._lock:
             if path == "/indexes":
                 if method == "GET":
@@ -535,13 +535,16 @@ class PineconeTestServer:
                     "INVALID_ARGUMENT",
                     f"Vector dimension {got} does not match the dimension of the index {state.dimension}",
                 )
-            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-                raise _ApiError(400, "INVALID_ARGUMENT", f"vector {item_id!r} has a non-finite or non-numeric value")
             ids.append(item_id)
             rows.append(values)
             metadata.append(_metadata_for_storage(vector.get("metadata"), item_id, self.limits))
         namespace = payload.get("namespace") or DEFAULT_NAMESPACE
-        matrix = np.asarray(rows, dtype=np.float32)
+        try:
+            matrix = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise _ApiError(400, "INVALID_ARGUMENT", "vector values must be numbers") from exc
+        if not np.isfinite(matrix).all():
+            raise _ApiError(400, "INVALID_ARGUMENT", "vector values must be finite")
 
         def apply() -> None:
             store = self._namespace(state, namespace, create=True)
@@ -698,39 +701,47 @@ class _Handler(BaseHTTPRequestHandler):
         fault = app._take_fault(method, path)
         if fault is not None and fault.kind == "drop":
             self.rfile.read(length // 2)
-            self._record(method, path, index, length, b"", 0, fault)
+            self._record(method, path, index, length, None, 0, fault)
             self._drop()
             return
         body = self.rfile.read(length) if length else b""
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        try:
+            payload: Any = _loads(body) if body else {}
+        except ValueError:
+            payload = None
         if fault is not None and fault.kind in ("rate_limit", "unavailable", "echo_headers"):
-            self._reply_fault(method, path, index, body, fault)
+            self._reply_fault(method, path, index, length, payload, fault)
             return
-        status, reply = self._dispatch(method, index, path, body)
-        self._record(method, path, index, length, body, status, fault)
+        status, reply = self._dispatch(method, index, path, length, payload)
+        self._record(method, path, index, length, payload, status, fault)
         if fault is not None and fault.kind == "apply_then_drop":
             self._drop()
             return
         self._send(status, reply)
 
-    def _dispatch(self, method: str, index: str | None, path: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
+    def _dispatch(
+        self, method: str, index: str | None, path: str, length: int, payload: Any
+    ) -> tuple[int, dict[str, Any] | None]:
         limits = self.app.limits
         try:
-            if index is not None and path == "/vectors/upsert" and len(body) > limits.max_upsert_bytes:
+            if index is not None and path == "/vectors/upsert" and length > limits.max_upsert_bytes:
                 raise _ApiError(
                     413,
                     "REQUEST_TOO_LARGE",
-                    f"Request size {len(body)} bytes exceeds the maximum supported size of "
+                    f"Request size {length} bytes exceeds the maximum supported size of "
                     f"{limits.max_upsert_bytes} bytes",
                 )
-            return self.app.handle(method, self.path, self.headers, body)
+            if not isinstance(payload, dict):
+                raise _ApiError(400, "INVALID_ARGUMENT", "the request body is not a JSON object")
+            return self.app.handle(method, self.path, self.headers, payload)
         except _ApiError as exc:
             return exc.status, {"error": {"code": exc.code, "message": exc.message}, "status": exc.status}
         except (ValueError, TypeError, AttributeError) as exc:
             return 400, {"error": {"code": "INVALID_ARGUMENT", "message": f"malformed request: {exc}"}, "status": 400}
 
-    def _reply_fault(self, method: str, path: str, index: str | None, body: bytes, fault: _Fault) -> None:
+    def _reply_fault(self, method: str, path: str, index: str | None, length: int, payload: Any, fault: _Fault) -> None:
         headers: dict[str, str] = {}
         if fault.kind == "rate_limit":
             status, code, message = 429, "RESOURCE_EXHAUSTED", "Too many requests. Please retry shortly."
@@ -740,18 +751,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, code = fault.status, "INVALID_ARGUMENT"
             message = f"proxy rejected the request; request headers were {dict(self.headers.items())!r}"
-        self._record(method, path, index, len(body), body, status, fault)
+        self._record(method, path, index, length, payload, status, fault)
         self._send(status, {"error": {"code": code, "message": message}, "status": status}, headers)
 
     def _record(
-        self, method: str, path: str, index: str | None, length: int, body: bytes, status: int, fault: _Fault | None
+        self, method: str, path: str, index: str | None, length: int, payload: Any, status: int, fault: _Fault | None
     ) -> None:
         ids: tuple[str, ...] = ()
-        if path == "/vectors/upsert" and body:
-            try:
-                ids = tuple(v.get("id") for v in _loads(body).get("vectors", []))
-            except (ValueError, AttributeError):
-                ids = ()
+        if path == "/vectors/upsert" and isinstance(payload, dict) and isinstance(payload.get("vectors"), list):
+            ids = tuple(str(v.get("id")) for v in payload["vectors"] if isinstance(v, dict))
         self.app._record(
             RecordedRequest(method, path, index, length, len(ids), ids, status, fault.kind if fault else None)
         )
