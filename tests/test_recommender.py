@@ -264,3 +264,17 @@ def test_index_items_first_batch_failure_raises_the_original_error(world):
     )
     with pytest.raises(UnknownKeyError):
         recommender.index_items(["x"], keys=["missing"])
+
+
+def test_reranker_input_width_is_checked_at_construction(world):
+    items, users, item_ids, user_ids = world
+
+    class WideReranker(CountingDotReranker):
+        input_width = 3 * DIM
+
+    with pytest.raises(DimensionMismatchError):
+        Recommender(
+            user_embedder=TableEmbedder(user_ids, users),
+            store=InMemoryVectorStore(dimension=DIM),
+            reranker=WideReranker(np.ones(DIM, np.float32)),
+        )

@@ -87,6 +87,11 @@ class Recommender:
             raise DimensionMismatchError(store.dimension, user_embedder.dimension, "user embeddings")
         if item_embedder is not None and item_embedder.dimension != store.dimension:
             raise DimensionMismatchError(store.dimension, item_embedder.dimension, "item embeddings")
+        # Rerankers that know their input width (SavedModelReranker, MLPReranker)
+        # are checked now rather than at the first recommend().
+        input_width = getattr(reranker, "input_width", None)
+        if isinstance(input_width, int) and input_width != 2 * store.dimension:
+            raise DimensionMismatchError(input_width, 2 * store.dimension, "concatenated user and item vectors")
         self.user_embedder = user_embedder
         self.item_embedder = item_embedder
         self.store = store
