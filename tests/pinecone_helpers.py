@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("pinecone", reason="the pinecone extra is not installed")
 
-from two_stage_rec.stores.pinecone import PineconeVectorStore, RetryPolicy  # noqa: E402
-from two_stage_rec.testing.pinecone_server import PineconeTestServer  # noqa: E402
+from two_stage_rec.stores.pinecone import PineconeVectorStore, RetryPolicy
+from two_stage_rec.testing.pinecone_server import PineconeTestServer
 
 API_KEY = "pcsk_TEST-SECRET-7f3a9c1e5b"
 

@@ -12,8 +12,8 @@ import traceback
 
 import numpy as np
 import pytest
-from pinecone_helpers import API_KEY, FAST_RETRY, StoreFactory, make_store, server, unique_index_name
 
+from pinecone_helpers import API_KEY, FAST_RETRY, StoreFactory, make_store, server, unique_index_name
 from two_stage_rec.errors import (
     AuthenticationError,
     DimensionMismatchError,
@@ -62,7 +62,7 @@ def test_refuses_an_index_whose_dimension_or_metric_disagrees(
 ) -> None:
     name = unique_index_name()
     server.create_index(name, dimension=4, metric="dotproduct")
-    with pytest.raises(IndexConfigurationError, match="dimension|metric"):
+    with pytest.raises(IndexConfigurationError, match=r"dimension|metric"):
         PineconeVectorStore(
             index_name=name, dimension=dimension, metric=metric, api_key=API_KEY, controller_host=server.url
         )

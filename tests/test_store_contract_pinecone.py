@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from pinecone_helpers import API_KEY, FAST_RETRY, unique_index_name
-
 from two_stage_rec.protocols import VectorStore
 from two_stage_rec.stores.pinecone import PineconeVectorStore
 from two_stage_rec.testing import VectorStoreContract
