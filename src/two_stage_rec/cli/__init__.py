@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from two_stage_rec.cli import data, recommend, serve, train
+from two_stage_rec.cli import data, demo, evaluate, recommend, serve, train
 
 app = typer.Typer(
     name="two-stage-rec",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (data, train, recommend, serve):
+for _module in (data, train, recommend, serve, demo, evaluate):
     _module.register(app)
 
 

@@ -1,0 +1,130 @@
+"""The demo command: rendering on synthetic results (unit), and end to end on the
+real MovieLens files with small synthetic models (integration, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthetic_models import write_synthetic_models
+from two_stage_rec.cli import app
+from two_stage_rec.cli.demo import DemoResult, RatedMovie, ensure_models, render_html, run_demo
+from two_stage_rec.cli.evaluate import models_protocol
+from two_stage_rec.recommender import Recommendation
+
+runner = CliRunner()
+
+
+def recommendation(item: str, title: str, score: float) -> Recommendation:
+    return Recommendation(item, score, score / 2, {"title": title, "genres": ["Drama"]}, "reranked")
+
+
+RESULT = DemoResult(
+    user_id="55",
+    profile=[RatedMovie("1", "Toy Story (1995)", 5.0), RatedMovie("2", "GoldenEye (1995)", 3.0)],
+    retrieval=[recommendation("50", "Star Wars (1977)", 1.0)],
+    reranked=[recommendation("64", "Shawshank <Redemption>", 4.5)],
+    candidates=50,
+    store="InMemoryVectorStore(dimension=8)",
+    models=Path("models"),
+    excluded_seen=True,
+    trained_now=False,
+)
+
+
+def test_html_shows_both_rankings_and_the_profile_escaped() -> None:
+    page = render_html(RESULT)
+    assert "Without reranking" in page and "With reranking" in page
+    assert "Star Wars (1977)" in page and "Shawshank &lt;Redemption&gt;" in page
+    assert "Toy Story (1995)" in page and "★★★★★ 5" in page
+    assert "<img" not in page  # no poster function configured: no images, nothing fetched
+
+
+def test_html_has_posters_only_when_a_poster_function_is_given() -> None:
+    page = render_html(RESULT, poster_url=lambda movie_id, title: f"https://posters.example/{movie_id}.jpg")
+    assert 'src="https://posters.example/50.jpg"' in page and 'src="https://posters.example/1.jpg"' in page
+
+
+def test_ensure_models_keeps_complete_models_and_does_not_train(tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path)
+    assert ensure_models(models) is False
+    assert models_protocol(models) == "random"
+
+
+def test_bad_store_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["demo", "--store", "annoy"])
+    assert result.exit_code == 2 and "faiss, memory, pinecone" in result.output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["faiss", "memory"])
+def test_demo_end_to_end_on_movielens(movielens_dir: Path, tmp_path: Path, store: str) -> None:
+    models = write_synthetic_models(tmp_path / "models")
+    page = tmp_path / "demo.html"
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--user",
+            "55",
+            "--models",
+            str(models),
+            "--store",
+            store,
+            "--html",
+            str(page),
+            "--data-dir",
+            str(movielens_dir),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Without reranking" in result.output and "With reranking" in result.output
+    assert "What user 55 rated (21 movies" in result.output
+    assert page.is_file() and "Recommendations for user 55" in page.read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_demo_leaves_out_rated_movies_unless_asked(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models")
+    kwargs = {"models_dir": models, "store": "memory", "k": 50, "data_dir": movielens_dir, "progress": False}
+    result = run_demo("42", **kwargs)  # type: ignore[arg-type]
+    rated = {movie.movie_id for movie in result.profile}
+    assert len(rated) == 183  # user 42's ratings
+    assert len(result.retrieval) == 50 and len(result.reranked) == 50
+    assert not rated & {r.item_id for r in result.retrieval + result.reranked}
+    # the reranked column reorders the same 50 candidates
+    assert {r.item_id for r in result.retrieval} == {r.item_id for r in result.reranked}
+    assert [r.score for r in result.reranked] == sorted((r.score for r in result.reranked), reverse=True)
+    with_seen = run_demo("42", include_seen=True, **kwargs)  # type: ignore[arg-type]
+    assert rated & {r.item_id for r in with_seen.retrieval}  # random vectors: some rated movie is near
+
+
+@pytest.mark.integration
+def test_unknown_user_gets_a_clear_error(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models")
+    result = runner.invoke(
+        app, ["demo", "--user", "5000", "--models", str(models), "--store", "memory", "--data-dir", str(movielens_dir)]
+    )
+    assert result.exit_code == 1
+    assert "unknown user(s): '5000'" in result.output and "1..943" in result.output
+
+
+@pytest.mark.integration
+def test_pinecone_without_configuration_fails_clearly(
+    movielens_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PINECONE_API_KEY", "PINECONE_INDEX", "PINECONE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    models = write_synthetic_models(tmp_path / "models")
+    result = runner.invoke(
+        app, ["demo", "--models", str(models), "--store", "pinecone", "--data-dir", str(movielens_dir)]
+    )
+    assert result.exit_code == 1
+    assert "--pinecone-index" in result.output
+    monkeypatch.setenv("PINECONE_INDEX", "movies")
+    result = runner.invoke(
+        app, ["demo", "--models", str(models), "--store", "pinecone", "--data-dir", str(movielens_dir)]
+    )
+    assert result.exit_code == 1 and "PINECONE_API_KEY" in result.output
