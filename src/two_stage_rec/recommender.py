@@ -220,7 +220,11 @@ class Recommender:
             user_ids: n user ids.
             exclude: per-user item ids to leave out: a mapping user id -> ids,
                 or a sequence aligned with ``user_ids``; None excludes nothing.
-            k, candidates, filter, rerank: as in :meth:`recommend`.
+            k: items per user; as in :meth:`recommend`.
+            candidates: items retrieved per user before exclusions and
+                reranking; as in :meth:`recommend`.
+            filter: metadata filter; as in :meth:`recommend`.
+            rerank: whether to rerank; as in :meth:`recommend`.
 
         Returns:
             n lists, one per user in input order, each best first.

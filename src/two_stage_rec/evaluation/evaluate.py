@@ -85,7 +85,9 @@ def evaluate(
         measure_rating_errors: also compute RMSE/MAE of ``recommender.reranker``
             against the test ratings (only meaningful for a rating model).
         batch_size: users per ``recommend_batch`` call (bounds memory).
-        n_resamples, confidence, seed: bootstrap settings of the comparisons.
+        n_resamples: bootstrap resamples of the paired comparisons.
+        confidence: level of the comparisons' confidence intervals.
+        seed: seed of the bootstrap resampling.
 
     Returns:
         An :class:`EvaluationResult`.

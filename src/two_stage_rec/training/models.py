@@ -22,7 +22,9 @@ class TrainedModels:
         user_keys: the user ids the user tower knows, in row order.
         user_vectors: float32 (len(user_keys), d), the user tower's output per key.
         user_unknown: float32 (d,), the user tower's output for an unknown id.
-        item_keys, item_vectors, item_unknown: the same for the item tower.
+        item_keys: the item ids the item tower knows, in row order.
+        item_vectors: float32 (len(item_keys), d), the item tower's output per key.
+        item_unknown: float32 (d,), the item tower's output for an unknown id.
         reranker: the scoring MLP.
         report: what training measured.
     """

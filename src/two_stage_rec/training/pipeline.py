@@ -41,8 +41,9 @@ def train_models(
             nobody rated in ``train`` still get a row, so the catalogue can be
             indexed and top-k accuracy ranks against all of it. Defaults to the
             items in ``train``.
-        user_features, item_features: optional side features per key (used
-            when ``config.retrieval.use_side_features``).
+        user_features: optional side features per user key (used when
+            ``config.retrieval.use_side_features``).
+        item_features: optional side features per item key (likewise).
         config: models and optimisation; defaults to :class:`TrainingConfig`.
         progress: show a tqdm bar per epoch.
 

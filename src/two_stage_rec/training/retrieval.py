@@ -93,7 +93,8 @@ def train_retrieval(
     Args:
         train: ratings to learn from (each one is a positive pair; the rating
             value is not used: retrieval learns what users watch).
-        user_tower, item_tower: freshly built towers, updated in place.
+        user_tower: a freshly built user tower, updated in place.
+        item_tower: a freshly built item tower, updated in place.
         config: optimisation settings.
         rng: drives the batch order.
         validation: held-out pairs for early stopping, or None to run all epochs.
