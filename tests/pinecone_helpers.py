@@ -15,7 +15,7 @@ from two_stage_rec.testing.pinecone_server import PineconeTestServer
 
 API_KEY = "pcsk_TEST-SECRET-7f3a9c1e5b"
 
-FAST_RETRY = RetryPolicy(max_attempts=5, initial_delay=0.001, max_delay=0.01, request_timeout=0.5, total_timeout=10.0)
+FAST_RETRY = RetryPolicy(max_attempts=5, initial_delay=0.001, max_delay=0.01, request_timeout=5.0, total_timeout=20.0)
 
 _names = itertools.count()
 

@@ -209,7 +209,8 @@ def test_5000_vectors_of_dimension_1536_respect_both_request_limits(
     make_store: StoreFactory, server: PineconeTestServer
 ) -> None:
     n, d = 5_000, 1_536
-    store = make_store(dimension=d)
+    # One request at a time, so that the recorded order is the batch order.
+    store = make_store(dimension=d, upsert_workers=1)
     rng = np.random.default_rng(11)
     vectors = rng.normal(size=(n, d)).astype(np.float32)
     ids = [f"movie-{i}" for i in range(n)]
@@ -281,10 +282,10 @@ def test_a_transient_fault_is_retried_and_every_vector_lands_once(
 
 
 def test_a_reply_slower_than_the_timeout_is_retried(make_store: StoreFactory, server: PineconeTestServer) -> None:
-    policy = RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.01, request_timeout=0.2, total_timeout=5)
+    policy = RetryPolicy(max_attempts=5, initial_delay=0.001, max_delay=0.01, request_timeout=0.3, total_timeout=10)
     store = make_store(retry=policy)
     ids, vectors = _data(30)
-    server.inject("slow", delay=0.5)
+    server.inject("slow", delay=1.0)
     assert store.upsert(ids, vectors) == 30
     _assert_holds_exactly(server, store, ids, vectors)
     # The slow request is applied late too (idempotent): still one copy of each.

@@ -222,6 +222,9 @@ class PineconeVectorStore:
         retry: retry policy for every request.
         query_workers: concurrent requests for multi-vector queries.
         upsert_workers: concurrent upsert requests (1 = one batch at a time).
+            Several in flight hide the cloud's per-request latency; against the
+            local test server 4 workers cost nothing (see
+            ``benchmarks/pinecone_throughput.py``). Pinecone's client uses 8.
         max_upsert_bytes: request-size limit used for batching (Pinecone's 2 MB).
 
     Raises:
@@ -249,7 +252,7 @@ class PineconeVectorStore:
         region: str = "us-east-1",
         retry: RetryPolicy | None = None,
         query_workers: int = 4,
-        upsert_workers: int = 1,
+        upsert_workers: int = 4,
         max_upsert_bytes: int = MAX_UPSERT_BYTES,
     ) -> None:
         check_store_config(dimension, metric)
