@@ -375,3 +375,21 @@ def test_corrupt_saves_raise_persistence_error(tmp_path: Path, how: str) -> None
 def test_loading_a_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(PersistenceError, match="not a directory"):
         FaissVectorStore.load(tmp_path / "nothing here")
+
+
+def test_selective_filters_skip_the_approximate_index() -> None:
+    ids, vectors = _data(2000)
+    metadata = [{"rare": i % 50 == 0} for i in range(2000)]  # 40 matches: exact search is far cheaper
+    hnsw = FaissVectorStore(dimension=8, index="hnsw", hnsw=HnswParams(m=4, ef_construction=16, ef_search=4))
+    flat = FaissVectorStore(dimension=8)
+    for store in (hnsw, flat):
+        store.upsert(ids, vectors, metadata)
+    queries = vectors[:30]
+    want = flat.query(queries, top_k=10, filter={"rare": True})
+    got = hnsw.query(queries, top_k=10, filter={"rare": True})
+    assert got.ids.tolist() == want.ids.tolist()
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    assert hnsw._exact_is_cheaper(40, 10) and not hnsw._exact_is_cheaper(1000, 10)
+    ivf = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=8, nprobe=2, min_train_size=312))
+    ivf.upsert(ids, vectors)
+    assert ivf._exact_is_cheaper(500, 10) and not ivf._exact_is_cheaper(501, 10)

@@ -67,17 +67,38 @@ class TestFaissIvf(VectorStoreContract):
         )
 
 
+def _index_path_only(store: VectorStore) -> VectorStore:
+    """Send every filtered or tombstoned query through FAISS's ID selector.
+
+    On the suite's small data the store's cost model would answer most
+    filtered queries by exact search; switching it off tests the selector
+    and the exact fallback for rows the index leaves short.
+    """
+    store._exact_is_cheaper = lambda n_allowed, k: False  # type: ignore[attr-defined]
+    return store
+
+
+class TestFaissHnswIndexPath(VectorStoreContract):
+    min_recall = 0.95
+
+    def make_store(self, dimension: int, metric: Metric) -> VectorStore:
+        return _index_path_only(faiss_store.FaissVectorStore(dimension=dimension, metric=metric, index="hnsw"))
+
+
 class TestFaissIvfTrainedEarly(VectorStoreContract):
     # Trains at 20 vectors and probes 1 of 4 cells, so even the small filter
-    # tests run on a trained index whose probes miss most matches: this
-    # exercises the ID selector and the exact fallback that keeps top_k full.
-    # (FAISS prints a k-means "too few training points" note to stderr here.)
+    # tests run on a trained index whose probes miss most matches: with the
+    # cost model off this exercises the ID selector and the exact fallback
+    # that keeps top_k full. (FAISS prints a k-means "too few training
+    # points" note to stderr here.)
     min_recall = 0.4
 
     def make_store(self, dimension: int, metric: Metric) -> VectorStore:
-        return faiss_store.FaissVectorStore(
-            dimension=dimension,
-            metric=metric,
-            index="ivf",
-            ivf=faiss_store.IvfParams(nlist=4, nprobe=1, min_train_size=20),
+        return _index_path_only(
+            faiss_store.FaissVectorStore(
+                dimension=dimension,
+                metric=metric,
+                index="ivf",
+                ivf=faiss_store.IvfParams(nlist=4, nprobe=1, min_train_size=20),
+            )
         )

@@ -24,7 +24,10 @@ How it is built (and why):
   still finds fewer than ``min(top_k, matches)`` for a query (a selective
   filter on HNSW, or IVF lists too few to probe), that query is answered by
   exact numpy search over the matching vectors instead. ``describe()``
-  counts these fallbacks.
+  counts these fallbacks. On HNSW and IVF, a filter selective enough that
+  exact search over its matches costs fewer distance computations than the
+  index would (a simple cost model, see ``_exact_is_cheaper``) skips the
+  index altogether: faster, and exact.
 * **IVF training.** An IVF index must be trained before it can hold vectors.
   Until the store holds ``IvfParams.min_train_size`` vectors (default
   ``39 * nlist``, FAISS's own rule of thumb) queries are answered exactly from
@@ -548,11 +551,30 @@ class FaissVectorStore:
         if width == 0:
             labels = np.full((n, 0), -1, dtype=np.int64)
             return self._result(labels, np.empty((n, 0), np.float32), include_values, include_metadata)
-        if not self._index_is_live():
+        restricted = n_allowed < int(self._index.ntotal)
+        if not self._index_is_live() or (restricted and self._exact_is_cheaper(n_allowed, width)):
             labels, scores = self._exact(queries, allowed, width)
         else:
             labels, scores = self._search(queries, allowed, n_allowed, width)
         return self._result(labels, scores, include_values, include_metadata)
+
+    def _exact_is_cheaper(self, n_allowed: int, k: int) -> bool:
+        """Whether exact search over the ``n_allowed`` matching vectors beats the approximate index.
+
+        Counted in distance computations per query: exact search costs
+        ``n_allowed``. IVF scans ``nprobe / nlist`` of all vectors, matching or
+        not. HNSW must expand about ``ef / s`` nodes of ``m`` neighbours each
+        to collect ``ef`` matches when a fraction ``s`` of the vectors match,
+        so exact wins when ``n_allowed * s <= ef * m``. A selective filter is
+        then both faster and exact. (Flat indexes always use FAISS.)
+        """
+        total = max(int(self._index.ntotal), 1)
+        if self._ivf is not None:
+            return n_allowed * self._ivf.nlist <= total * self._ivf.nprobe
+        if self._hnsw is not None:
+            ef = max(self._hnsw.ef_search, k)
+            return n_allowed * (n_allowed / total) <= ef * self._hnsw.m
+        return False
 
     def _search(
         self,
@@ -596,16 +618,16 @@ class FaissVectorStore:
         include_values: bool,
         include_metadata: bool,
     ) -> QueryResult:
-        counts = (labels >= 0).sum(axis=1).astype(np.int64)
-        # Label -1 (padding) takes the trailing pad entry of each table.
-        id_table = np.append(self._slot_ids[: self._n_slots], np.array([""], dtype=object))
-        ids = np.take(id_table, labels)
+        padding = labels < 0
+        counts = (~padding).sum(axis=1).astype(np.int64)
+        # Gather with pads pointed at slot 0, then overwrite them: no copy of the whole table per query.
+        rows = np.where(padding, 0, labels)
+        ids = np.take(self._slot_ids, rows)
+        ids[padding] = ""
         values = None
         if include_values:
-            padded = np.concatenate(
-                [self._vectors[: self._n_slots], np.full((1, self._dimension), np.nan, np.float32)]
-            )
-            values = np.take(padded, labels, axis=0)
+            values = np.take(self._vectors, rows, axis=0)
+            values[padding] = np.nan
         metadata = None
         if include_metadata:
             metadata = tuple(
