@@ -145,12 +145,19 @@ def evaluate_protocol(
             f"overlap the {protocol!r} test set, so the numbers would be inflated. Evaluate them with "
             f"--protocol {trained_for}, or pass --models with a new directory to train for {protocol!r}."
         )
+    models = load_models(models_dir, backend="numpy")
     if trained_for is None:
+        trained_on = models.report.data.get("train_ratings") if models.report is not None else None
+        if trained_on is not None and int(trained_on) != len(train):
+            raise ModelError(
+                f"the models in {models_dir} were trained on {int(trained_on):,} ratings, but the {protocol!r} "
+                f"protocol trains on {len(train):,}: they were trained for another split, which overlaps this "
+                f"test set. Pass --models with a new directory to train for {protocol!r}."
+            )
         notes.append(
             f"WARNING: {models_dir} does not record which split its models were trained on; the numbers are only "
-            f"valid if that was the {protocol} training split ({len(train)} ratings)."
+            f"valid if that was the {protocol} training split ({len(train):,} ratings)."
         )
-    models = load_models(models_dir, backend="numpy")
     vector_store = build_store(store, dimension=models.item_embedder.dimension)  # type: ignore[arg-type]
     recommender = Recommender(
         user_embedder=models.user_embedder,
