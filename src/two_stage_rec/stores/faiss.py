@@ -316,6 +316,21 @@ class FaissVectorStore:
             # IndexIVFFlat keeps a Python reference to its quantizer.
             return faiss.IndexIVFFlat(quantizer, d, self._ivf.nlist, metric)
 
+    def _empty_index(self) -> Any:
+        """An empty index ready for ``add``: for a trained IVF, a copy of its trained centroids.
+
+        Building a fresh index (instead of resetting the current one) keeps
+        the current index intact until its replacement is complete.
+        """
+        if self._ivf is None or not self._index_is_live():
+            return self._new_index()
+        faiss = self._faiss
+        metric = faiss.METRIC_L2 if self._metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        with _faiss_errors("copy the IVF centroids"):
+            quantizer = faiss.clone_index(self._index.quantizer)
+            # A trained quantizer holding nlist centroids makes the new IVF index trained.
+            return faiss.IndexIVFFlat(quantizer, self._dimension, self._ivf.nlist, metric)
+
     def _for_index(self, vectors: FloatMatrix) -> FloatMatrix:
         """What FAISS holds and is queried with: unit rows for cosine, else as given."""
         return normalize_rows(vectors) if self._metric == "cosine" else vectors
@@ -444,7 +459,13 @@ class FaissVectorStore:
     def _maybe_train(self) -> None:
         if self._ivf is None or self._index_is_live() or len(self._slot_of) < self._ivf.train_threshold:
             return
-        self.train()
+        try:
+            self.train()
+        except StoreError as exc:
+            raise StoreError(
+                f"the batch was written, but training the IVF index failed ({exc}); "
+                "queries stay exact until train() succeeds"
+            ) from exc
 
     def train(self) -> None:
         """Train (or retrain) the IVF quantizer on the stored vectors and re-index them all.
@@ -483,30 +504,33 @@ class FaissVectorStore:
             self._compact()
 
     def _compact(self) -> None:
-        """Drop dead slots from the side table and re-add the live vectors under new labels."""
+        """Drop dead slots from the side table and re-add the live vectors under new labels.
+
+        The new index is complete before anything is swapped, so a FAISS
+        failure leaves the store as it was.
+        """
         live = self._live_slots()
+        index = self._indexed(live, labels=np.arange(live.shape[0], dtype=np.int64))
         self._vectors = self._vectors[live]
         self._slot_ids = self._slot_ids[live]
         self._alive = np.ones(live.shape[0], dtype=np.bool_)
         self._metadata = [self._metadata[s] for s in live.tolist()]
         self._n_slots = int(live.shape[0])
         self._slot_of = {item_id: slot for slot, item_id in enumerate(self._slot_ids.tolist())}
-        self._rebuild_index()
+        self._index = index
 
     def _rebuild_index(self) -> None:
         """Make the FAISS index hold exactly the live side-table vectors, keeping IVF training."""
         live = self._live_slots()
-        with _faiss_errors("rebuild the index"):
-            if self._kind == "ivf":
-                if not self._index_is_live():
-                    return
-                self._index.reset()  # keeps the trained quantizer
-                index = self._index
-            else:
-                index = self._new_index()
-            if live.shape[0]:
-                index.add_with_ids(self._for_index(self._vectors[live]), live)
-        self._index = index
+        self._index = self._indexed(live, labels=live)
+
+    def _indexed(self, slots: npt.NDArray[np.int64], *, labels: npt.NDArray[np.int64]) -> Any:
+        """A new index holding the side-table vectors of ``slots`` under ``labels``."""
+        index = self._empty_index()
+        if slots.shape[0] and bool(index.is_trained):
+            with _faiss_errors("rebuild the index"):
+                index.add_with_ids(self._for_index(self._vectors[slots]), labels)
+        return index
 
     # ------------------------------------------------------------------ reads
 
