@@ -353,6 +353,12 @@ def _corrupt(target: Path, how: str) -> None:
         config = json.loads((snapshot / "store.json").read_text())
         config["metadata"][0] = {"n": None}
         (snapshot / "store.json").write_text(json.dumps(config))
+    elif how == "wrong index kind":
+        faiss.write_index(faiss.IndexIDMap(faiss.IndexHNSWFlat(8, 4)), str(snapshot / "index.faiss"))
+    elif how == "wrong metric":
+        config = json.loads((snapshot / "store.json").read_text())
+        config["metric"] = "euclidean"
+        (snapshot / "store.json").write_text(json.dumps(config))
     elif how == "count mismatch":
         config = json.loads((snapshot / "store.json").read_text())
         config["count"] = 7
@@ -362,7 +368,7 @@ def _corrupt(target: Path, how: str) -> None:
 @pytest.mark.parametrize(
     "how",
     ["no pointer", "garbage pointer", "pointer escapes", "missing index", "truncated index",
-     "corrupt npz", "wrong version", "invalid metadata", "count mismatch"],
+     "corrupt npz", "wrong version", "invalid metadata", "count mismatch", "wrong index kind", "wrong metric"],
 )  # fmt: skip
 def test_corrupt_saves_raise_persistence_error(tmp_path: Path, how: str) -> None:
     _, target, _, _ = _saved(tmp_path)
@@ -393,3 +399,33 @@ def test_selective_filters_skip_the_approximate_index() -> None:
     ivf = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=8, nprobe=2, min_train_size=312))
     ivf.upsert(ids, vectors)
     assert ivf._exact_is_cheaper(500, 10) and not ivf._exact_is_cheaper(501, 10)
+
+
+def test_a_failed_compaction_says_the_write_landed(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids, vectors = _data(40)
+    store = _hnsw_store(metric="euclidean")
+    store.upsert(ids, vectors)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("faiss failed to rebuild the index: simulated")
+
+    monkeypatch.setattr(store, "_indexed", broken)
+    with pytest.raises(StoreError, match="the write landed"):
+        store.delete(ids[:30])
+    # Still correct: the deleted ids are hidden by tombstones.
+    assert len(store) == 10 and store.describe().details["tombstones"] == 30
+    assert sorted(store.query(vectors[:3], top_k=40).row_ids(0)) == sorted(ids[30:])
+
+
+def test_a_failed_automatic_training_says_the_batch_was_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids, vectors = _data(200)
+    store = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=4, nprobe=1))
+
+    def broken() -> None:
+        raise StoreError("faiss failed to train the IVF index: simulated")
+
+    monkeypatch.setattr(store, "train", broken)
+    with pytest.raises(StoreError, match="the batch was written"):
+        store.upsert(ids, vectors)
+    assert len(store) == 200 and not store.is_trained
+    assert store.query(vectors[:2], top_k=5).counts.tolist() == [5, 5]

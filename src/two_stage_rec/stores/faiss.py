@@ -297,10 +297,14 @@ class FaissVectorStore:
 
     # ------------------------------------------------------------------ index
 
+    def _metric_code(self) -> int:
+        """FAISS's metric: L2 for euclidean; inner product for dot product and (normalised) cosine."""
+        return int(self._faiss.METRIC_L2 if self._metric == "euclidean" else self._faiss.METRIC_INNER_PRODUCT)
+
     def _new_index(self) -> Any:
         """An empty FAISS index; labels are slot numbers."""
         faiss = self._faiss
-        metric = faiss.METRIC_L2 if self._metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        metric = self._metric_code()
         d = self._dimension
         with _faiss_errors("create an index"):
             if self._kind == "flat":
@@ -325,7 +329,7 @@ class FaissVectorStore:
         if self._ivf is None or not self._index_is_live():
             return self._new_index()
         faiss = self._faiss
-        metric = faiss.METRIC_L2 if self._metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        metric = self._metric_code()
         with _faiss_errors("copy the IVF centroids"):
             quantizer = faiss.clone_index(self._index.quantizer)
             # A trained quantizer holding nlist centroids makes the new IVF index trained.
@@ -501,7 +505,13 @@ class FaissVectorStore:
     def _maybe_compact(self) -> None:
         dead = self._n_slots - len(self._slot_of)
         if dead >= _MIN_DEAD_TO_COMPACT and dead > len(self._slot_of):
-            self._compact()
+            try:
+                self._compact()
+            except StoreError as exc:
+                raise StoreError(
+                    f"the write landed, but compacting the index afterwards failed ({exc}); "
+                    "the store is still correct, only larger than needed"
+                ) from exc
 
     def _compact(self) -> None:
         """Drop dead slots from the side table and re-add the live vectors under new labels.
@@ -807,6 +817,8 @@ class FaissVectorStore:
         live_metadata = check_metadata(live_ids, [metadata[i] for i in np.flatnonzero(alive).tolist()])
         with _faiss_errors("read the index"):
             index = store._faiss.read_index(str(snapshot / "index.faiss"))
+        if _index_layout(store._faiss, index) != (store._kind, store._metric_code()):
+            raise PersistenceError(f"{snapshot}: index.faiss is not a {store._kind!r} {store._metric!r} index")
         # HNSW may also hold tombstones, at most one per dead slot.
         total, count = int(index.ntotal), int(alive.sum())
         consistent = count <= total <= n_slots if store._kind == "hnsw" else total == count
@@ -834,6 +846,19 @@ class FaissVectorStore:
         for slot, entry in zip(live, live_metadata, strict=True):
             self._metadata[slot] = entry
         self._slot_of = {str(self._slot_ids[slot]): slot for slot in live}
+
+
+def _index_layout(faiss: Any, index: Any) -> tuple[str, int] | None:
+    """(index kind, metric code) of a FAISS index as this module builds them, else None."""
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf", int(index.metric_type)
+    if isinstance(index, faiss.IndexIDMap):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return "hnsw", int(inner.metric_type)
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat", int(inner.metric_type)
+    return None
 
 
 def _current_snapshot_name(target: Path) -> str | None:
