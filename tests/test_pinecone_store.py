@@ -473,3 +473,28 @@ def test_record_sizes_are_exact(make_store: StoreFactory) -> None:
     records, sizes = store._records(ids, matrix, metadata)
     assert sizes == [len(orjson.dumps(record)) for record in records]
     assert np.array_equal(np.array([r["values"] for r in records], dtype=np.float32), matrix)
+
+
+def test_wait_for_writes_sees_overwrites_and_deletes(make_store: StoreFactory) -> None:
+    with pytest.raises(InvalidInputError, match="track_writes"):
+        make_store().wait_for_writes()
+    with PineconeTestServer(api_key=API_KEY, visibility_delay=0.2) as slow_server:
+        store = PineconeVectorStore(
+            index_name="tracked", dimension=4, api_key=API_KEY, controller_host=slow_server.url,
+            create_if_missing=True, retry=FAST_RETRY, track_writes=True,
+        )  # fmt: skip
+        with store:
+            ids, vectors = _data(20)
+            store.upsert(ids, vectors, [{"v": 1}] * 20)
+            store.wait_for_writes(timeout=5)
+            store.upsert(ids[:3], vectors[:3] * 2, [{"v": 2}] * 3)  # an overwrite: present before and after
+            store.delete(ids[3:5])
+            assert store.fetch(ids[:1]).metadata == [{"v": 1.0}]  # the old version is still served
+            store.wait_for_writes(timeout=5)
+            fetched = store.fetch(ids[:5])
+            assert fetched.metadata == [{"v": 2.0}] * 3 and fetched.missing == ids[3:5]
+            np.testing.assert_array_equal(fetched.vectors, vectors[:3] * 2)
+            store.upsert(["slow"], vectors[:1])
+            with pytest.raises(StoreUnavailableError, match="'slow'"):
+                store.wait_for_writes(timeout=0.05)
+            store.wait_for_writes(timeout=5)  # still pending after a timeout, so it can be waited for again

@@ -3,8 +3,11 @@
 
 Pinecone itself ranks approximately, so the store declares ``is_exact = False``
 and the suite checks recall; the test server ranks exactly, so the floor is 1.0.
-The server here is immediately consistent (``visibility_delay=0``); eventual
-consistency and the waiting helpers are tested in ``test_pinecone_store.py``.
+
+Like Pinecone, the server here is eventually consistent: a write becomes
+visible 20 ms after it is acknowledged. The suite's ``wait_for_consistency``
+hook is the store's own ``wait_for_writes`` (read-your-writes by polling
+``fetch``), so every contract test also checks that waiting works.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from two_stage_rec.testing import VectorStoreContract
 from two_stage_rec.testing.pinecone_server import PineconeTestServer
 from two_stage_rec.types import Metric
 
+VISIBILITY_DELAY = 0.02
+
 
 class TestPineconeStore(VectorStoreContract):
     min_recall = 1.0  # the test server is exact; real Pinecone is not
@@ -30,7 +35,7 @@ class TestPineconeStore(VectorStoreContract):
     @pytest.fixture(autouse=True, scope="class")
     @classmethod
     def _running_server(cls) -> Iterator[None]:
-        with PineconeTestServer(api_key=API_KEY) as server:
+        with PineconeTestServer(api_key=API_KEY, visibility_delay=VISIBILITY_DELAY) as server:
             cls._server = server
             yield
 
@@ -51,6 +56,11 @@ class TestPineconeStore(VectorStoreContract):
             controller_host=self._server.url,
             create_if_missing=True,
             retry=FAST_RETRY,
+            track_writes=True,
         )
         self._opened.append(store)
         return store
+
+    def wait_for_consistency(self, store: VectorStore) -> None:
+        assert isinstance(store, PineconeVectorStore)
+        store.wait_for_writes(timeout=10)

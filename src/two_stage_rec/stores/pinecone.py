@@ -66,7 +66,7 @@ from two_stage_rec.errors import (
 from two_stage_rec.filters import compile_filter
 from two_stage_rec.stores.memory import check_store_config
 from two_stage_rec.stores.retry import RetryPolicy, Transient, call_with_retry
-from two_stage_rec.types import FetchResult, FloatMatrix, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import FetchResult, FloatMatrix, FloatVector, Metadata, Metric, QueryResult, StoreStats
 from two_stage_rec.validation import as_query_matrix, check_ids, check_top_k, check_upsert
 
 __all__ = [
@@ -226,6 +226,9 @@ class PineconeVectorStore:
             local test server 4 workers cost nothing (see
             ``benchmarks/pinecone_throughput.py``). Pinecone's client uses 8.
         max_upsert_bytes: request-size limit used for batching (Pinecone's 2 MB).
+        track_writes: remember what each write should make visible, so that
+            :meth:`wait_for_writes` can wait for it (keeps the written vectors
+            in memory until then).
 
     Raises:
         AuthenticationError: no API key, or Pinecone refused it.
@@ -254,6 +257,7 @@ class PineconeVectorStore:
         query_workers: int = 4,
         upsert_workers: int = 4,
         max_upsert_bytes: int = MAX_UPSERT_BYTES,
+        track_writes: bool = False,
     ) -> None:
         check_store_config(dimension, metric)
         if not index_name and not host:
@@ -276,6 +280,9 @@ class PineconeVectorStore:
         self._max_upsert_bytes = max_upsert_bytes
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._track_writes = track_writes
+        self._pending: dict[str, tuple[FloatVector | None, Metadata]] = {}
+        self._pending_lock = threading.Lock()
         self._pc: ModuleType = require("pinecone", extra="pinecone")
         self._orjson: ModuleType = require("orjson", extra="pinecone")
         self._control: Any = None
@@ -535,8 +542,29 @@ class PineconeVectorStore:
             )
         batches = _plan_batches(id_list, records, sizes, overhead, MAX_VECTORS_PER_UPSERT, self._max_upsert_bytes)
         logger.debug("upserting %d vectors in %d requests", len(id_list), len(batches))
-        self._send_batches(batches)
+        try:
+            self._send_batches(batches)
+        except PartialWriteError as exc:
+            self._remember(exc.written_ids, matrix, id_list, metadata_copies)
+            raise
+        self._remember(id_list, matrix, id_list, metadata_copies)
         return len(id_list)
+
+    def _remember(
+        self,
+        written: Sequence[str],
+        matrix: FloatMatrix,
+        ids: list[str],
+        metadata: Sequence[Mapping[str, object]] | None,
+    ) -> None:
+        if not self._track_writes or not written:
+            return
+        row_of = {item_id: row for row, item_id in enumerate(ids)}
+        with self._pending_lock:
+            for item_id in written:
+                row = row_of[item_id]
+                stored: Metadata = dict(metadata[row]) if metadata is not None else {}  # type: ignore[arg-type]
+                self._pending[item_id] = (matrix[row], stored)
 
     def _send_one(self, batch: _Batch) -> None:
         namespace = self._namespace
@@ -754,6 +782,9 @@ class PineconeVectorStore:
                 index.delete(ids=chunk, namespace=namespace, timeout=timeout)
 
             self._call(f"delete of {len(chunk)} ids", send)
+            if self._track_writes:
+                with self._pending_lock:
+                    self._pending.update((i, (None, {})) for i in chunk)
 
     def _stats(self) -> Any:
         return self._call("describe_index_stats", lambda t: self._index.describe_index_stats(timeout=t))
@@ -845,6 +876,52 @@ class PineconeVectorStore:
             poll_interval,
             lambda left: f"{len(left)} ids still {'visible' if deleted else 'missing'}: {left[:10]}",
         )
+
+    def wait_for_writes(self, *, timeout: float = 30.0, poll_interval: float = 0.02) -> None:
+        """Wait until every write made through this store (``track_writes=True``) is visible.
+
+        Polls ``fetch`` until each upserted id returns the vector and metadata
+        last written and each deleted id is gone: read-your-writes for the
+        next query, fetch or describe.
+
+        Raises:
+            InvalidInputError: the store was built without ``track_writes=True``.
+            StoreUnavailableError: some writes were not visible within
+                ``timeout`` seconds; the message names them.
+        """
+        if not self._track_writes:
+            raise InvalidInputError("wait_for_writes needs a store built with track_writes=True")
+        with self._pending_lock:
+            expected = dict(self._pending)
+
+        def lagging() -> list[str]:
+            found = self._fetch_map(list(expected)) if expected else {}
+            behind = []
+            for item_id, (vector, metadata) in expected.items():
+                record = found.get(item_id)
+                if vector is None:
+                    visible = record is None
+                else:
+                    visible = (
+                        record is not None
+                        and np.array_equal(np.asarray(record.values, dtype=np.float32), vector)
+                        and dict(record.metadata or {}) == dict(metadata)
+                    )
+                if not visible:
+                    behind.append(item_id)
+            return behind
+
+        _poll(
+            lagging,
+            lambda behind: not behind,
+            timeout,
+            poll_interval,
+            lambda behind: f"{len(behind)} writes not visible yet: {behind[:10]}",
+        )
+        with self._pending_lock:
+            for item_id, entry in expected.items():
+                if self._pending.get(item_id) is entry:
+                    del self._pending[item_id]
 
     # ---------------------------------------------------------------- close
 

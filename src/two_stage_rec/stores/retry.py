@@ -98,6 +98,8 @@ def call_with_retry(
             :class:`Transient` for retryable failures, anything else to stop.
         policy: the retry policy.
         what: a short description for messages (e.g. ``"upsert of 1000 vectors"``).
+        sleep: how to wait (replaced in tests).
+        clock: a monotonic clock in seconds (replaced in tests).
 
     Returns:
         The operation's result.
