@@ -233,11 +233,25 @@ def test_5000_vectors_of_dimension_1536_respect_both_request_limits(
     assert fetched.metadata[1]["title"] == "Movie number 1234"
 
 
-def test_small_vectors_are_split_by_count(make_store: StoreFactory, server: PineconeTestServer) -> None:
-    store = make_store()
+@pytest.mark.parametrize("namespace", ["", "a-namespace"])
+def test_small_vectors_are_split_by_count_and_sizes_are_exact(
+    make_store: StoreFactory, server: PineconeTestServer, namespace: str
+) -> None:
+    import orjson
+
+    store = make_store(namespace=namespace, upsert_workers=1)
     ids, vectors = _data(2_500)
-    store.upsert(ids, vectors)
-    assert [r.vectors for r in _upserts(server, str(store.index_name))] == [1_000, 1_000, 500]
+    metadata = [{"i": i, "s": "é" * (i % 3)} for i in range(2_500)]
+    store.upsert(ids, vectors, metadata)
+    requests = _upserts(server, str(store.index_name))
+    assert [r.vectors for r in requests] == [1_000, 1_000, 500]
+    # The planned size of each request is the size the client sent, to the byte.
+    _, sizes = store._records(ids, vectors, metadata)
+    size_of = dict(zip(ids, sizes, strict=True))
+    envelope = len(orjson.dumps({"vectors": [], **({"namespace": namespace} if namespace else {})}))
+    assert [r.body_bytes for r in requests] == [
+        envelope + sum(size_of[i] for i in r.ids) + len(r.ids) - 1 for r in requests
+    ]
 
 
 def test_fetch_and_delete_are_chunked(make_store: StoreFactory, server: PineconeTestServer) -> None:
