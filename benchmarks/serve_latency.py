@@ -6,26 +6,38 @@ synthetic models of MovieLens-100K's size (943 users, 1,682 items, 32-d, a
 64-64-1 numpy MLP reranker, ~106 seen items per user) or, with ``--models``,
 a trained models directory through ``two_stage_rec.pipeline.build_recommender``.
 
-Measured, all in one run (so ratios are comparable):
+Measured in one run:
 
-1. ``in_process``: ``Recommender.recommend`` called directly, no HTTP: the floor.
-2. ``sequential``: one keep-alive client, N sequential ``GET /recommendations/{id}``
-   (``sequential_healthz``: the same for ``/healthz``, the HTTP + client floor).
-3. ``sync_vs_async``: the same handler body as a ``def`` endpoint (FastAPI's thread
-   pool, what the service uses) and as an ``async def`` one (on the event loop),
-   sequentially and under concurrent load with a ``/healthz`` prober running
-   alongside, to back the choice made in ``serving/app.py`` with numbers.
-4. ``concurrent``: C concurrent keep-alive clients (asyncio + httpx.AsyncClient).
-5. ``batch``: one ``POST /recommendations`` for every user.
-6. ``sequential_h11_parser``: scenario 2 again on uvicorn's pure-Python HTTP
-   parser (h11) instead of httptools (what the ``serve`` extra installs).
+1. ``sequential`` (interleaved): one keep-alive client per server, N rounds; each
+   round times, in a freshly shuffled order, one call of every case, so machine
+   noise spreads evenly over them and their ratios mean something:
+
+   * ``in_process``: ``Recommender.recommend`` called directly, no HTTP (the floor);
+   * ``healthz``: ``GET /healthz``, the HTTP + client floor;
+   * ``recommendations``: ``GET /recommendations/{id}``, the service as shipped;
+   * ``sync_def`` / ``async_def``: the same handler body as a ``def`` endpoint
+     (run in FastAPI's thread pool, as the service does) and as an ``async def``
+     one (run on the event loop);
+   * ``recommendations_h11``: the service on uvicorn's pure-Python HTTP parser
+     (h11) instead of httptools, which the ``serve`` extra installs.
+
+2. ``concurrent``: C concurrent keep-alive clients (asyncio + httpx.AsyncClient)
+   on the service, then on the ``def`` and ``async def`` variants with a
+   ``/healthz`` prober alongside (does a busy server still answer liveness?).
+   These run one after the other, so compare them with care.
+3. ``batch_all_users``: one ``POST /recommendations`` for every user.
+4. ``liveness_during_batches``: ``/healthz`` probed every 5 ms while
+   whole-catalogue batches run back to back, with the batch handler as ``def``
+   and as ``async def``: an ``async def`` handler holds the event loop for the
+   whole batch.
 
 Usage::
 
     .venv/bin/python benchmarks/serve_latency.py                  # synthetic models
-    .venv/bin/python benchmarks/serve_latency.py --models models/ # trained models
+    .venv/bin/python benchmarks/serve_latency.py --models models/ --store faiss [--backend tensorflow]
 
-Writes ``benchmarks/results/serve_latency.json``. The machine has 2 cores shared
+Writes ``benchmarks/results/serve_latency.json`` (with ``--models``:
+``serve_latency_trained_<backend>.json``). The machine has 2 cores shared
 with other processes, and client and server compete for them: quote medians and
 ratios from one run, not absolute numbers across runs.
 """
@@ -54,7 +66,7 @@ from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.stores.memory import InMemoryVectorStore
 from two_stage_rec.types import FloatMatrix, FloatVector
 
-RESULTS = Path(__file__).resolve().parent / "results" / "serve_latency.json"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_USERS, N_ITEMS, DIMENSION, SEEN_PER_USER = 943, 1682, 32, 106
 
 
@@ -91,16 +103,21 @@ def synthetic(seed: int = 0) -> tuple[Recommender, dict[str, list[str]], dict[st
     return recommender, seen, {}
 
 
-def trained(models: Path, store: str) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
+def trained(models: Path, store: str, backend: str) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
     """The recommender ``two-stage-rec serve --models`` would serve."""
     from two_stage_rec.pipeline import build_recommender
 
-    built = build_recommender(models, store="faiss" if store == "faiss" else "memory")
+    built = build_recommender(
+        models,
+        store="faiss" if store == "faiss" else "memory",
+        backend="tensorflow" if backend == "tensorflow" else "numpy",
+        progress=False,
+    )
     return built.recommender, {u: list(s) for u, s in built.seen_items.items()}, dict(built.item_titles)
 
 
 def build(args: argparse.Namespace) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
-    return trained(Path(args.models), args.store) if args.models else synthetic()
+    return trained(Path(args.models), args.store, args.backend) if args.models else synthetic()
 
 
 # ------------------------------------------------------------------ the server
@@ -132,6 +149,20 @@ def serve(args: argparse.Namespace) -> None:
     @app.get("/bench/async/{user_id}", response_model=UserRecommendations)
     async def async_variant(user_id: str, k: int = 5) -> Response:
         return handle(user_id, k)
+
+    # A whole-catalogue batch, as `def` and as `async def`: how long does it hold up /healthz?
+    def handle_batch(user_ids: list[str]) -> Response:
+        exclude = [frozen_seen.get(u, frozenset()) for u in user_ids]
+        batches = recommender.recommend_batch(user_ids, k=5, candidates=50, exclude=exclude)
+        return Response(json.dumps({"users": len(batches)}), media_type="application/json")
+
+    @app.post("/bench/sync-batch")
+    def sync_batch(user_ids: list[str]) -> Response:
+        return handle_batch(user_ids)
+
+    @app.post("/bench/async-batch")
+    async def async_batch(user_ids: list[str]) -> Response:
+        return handle_batch(user_ids)
 
     if args.http == "auto":  # what `two-stage-rec serve` runs
         run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
@@ -195,16 +226,31 @@ def time_calls(call: Callable[[], object], n: int) -> dict[str, float]:
     return summary(latencies, time.perf_counter() - start)
 
 
-def sequential(base_url: str, path: str, users: Sequence[str], n: int) -> dict[str, float]:
-    with httpx.Client(base_url=base_url, timeout=30.0) as client:
-        for user in users[:50]:  # warm up: connection, thread pool, caches
-            client.get(f"{path}/{user}".rstrip("/")).raise_for_status()
-        counter = iter(range(n))
+def interleaved(
+    cases: dict[str, Callable[[str], object]], users: Sequence[str], rounds: int, seed: int = 2
+) -> dict[str, dict[str, float]]:
+    """Time one call of every case per round, in a fresh shuffled order each round."""
+    for case in cases.values():  # warm up: connections, thread pool, caches
+        for user in users[:50]:
+            case(user)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    rng = np.random.default_rng(seed)
+    for r in range(rounds):
+        user = users[r % len(users)]
+        rng.shuffle(names)
+        for name in names:
+            t0 = time.perf_counter()
+            cases[name](user)
+            samples[name].append(time.perf_counter() - t0)
+    return {name: summary(times) for name, times in samples.items()}
 
-        def one() -> None:
-            client.get(f"{path}/{users[next(counter) % len(users)]}".rstrip("/")).raise_for_status()
 
-        return time_calls(one, n)
+def getter(client: httpx.Client, path: str) -> Callable[[str], object]:
+    def get(user: str) -> object:
+        return client.get(path.format(user=user)).raise_for_status()
+
+    return get
 
 
 async def _concurrent(
@@ -251,6 +297,36 @@ def concurrent(
     return asyncio.run(_concurrent(base_url, path, users, n, concurrency, probe))
 
 
+async def _liveness_during_batches(base_url: str, path: str, users: Sequence[str], repeats: int) -> dict[str, Any]:
+    batch_latencies: list[float] = []
+    probe_latencies: list[float] = []
+    done = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
+
+        async def batches() -> None:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                (await client.post(path, json=list(users))).raise_for_status()
+                batch_latencies.append(time.perf_counter() - t0)
+            done.set()
+
+        async def prober() -> None:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                (await client.get("/healthz")).raise_for_status()
+                probe_latencies.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.005)
+
+        (await client.post(path, json=list(users[:10]))).raise_for_status()  # warm up
+        await asyncio.gather(batches(), prober())
+    return {"batch": summary(batch_latencies), "healthz_during_batches": summary(probe_latencies)}
+
+
+def liveness_during_batches(base_url: str, path: str, users: Sequence[str], repeats: int) -> dict[str, Any]:
+    """Probe /healthz every 5 ms while whole-catalogue batches run back to back."""
+    return asyncio.run(_liveness_during_batches(base_url, path, users, repeats))
+
+
 def batch(base_url: str, users: Sequence[str], repeats: int) -> dict[str, float]:
     with httpx.Client(base_url=base_url, timeout=60.0) as client:
         client.post("/recommendations", json={"user_ids": list(users[:10])}).raise_for_status()
@@ -287,9 +363,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="trained models directory (default: synthetic ML-100K-sized models)")
     parser.add_argument("--store", default="memory", choices=["memory", "faiss"])
-    parser.add_argument("--requests", type=int, default=2000, help="requests per HTTP scenario")
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "tensorflow"], help="with --models")
+    parser.add_argument(
+        "--requests", type=int, default=1000, help="rounds of the sequential cases; requests per concurrent case"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results file (default: results/serve_latency.json; serve_latency_trained_<backend>.json with --models)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--http", default="auto", choices=["auto", "h11"], help=argparse.SUPPRESS)
@@ -298,7 +381,9 @@ def main() -> None:
         serve(args)
         return
 
-    server_argv = ["--store", args.store] + (["--models", args.models] if args.models else [])
+    server_argv = ["--store", args.store, "--backend", args.backend] + (
+        ["--models", args.models] if args.models else []
+    )
     recommender, seen, _ = build(args)
     frozen_seen = {u: frozenset(s) for u, s in seen.items()}
     users = sorted(seen) or [str(u) for u in range(1, N_USERS + 1)]
@@ -310,58 +395,64 @@ def main() -> None:
         "config": {
             "models": args.models or "synthetic",
             "store": args.store,
+            "backend": args.backend if args.models else "numpy (synthetic tables + 64-64-1 MLP)",
             "users": len(users),
             "items": recommender.store.describe().count,
             "k": 5,
             "candidates": 50,
             "exclude_seen": True,
-            "requests_per_scenario": n,
+            "rounds_sequential": n,
+            "requests_concurrent": n,
+            "concurrency": args.concurrency,
         },
     }
-    cursor = iter(range(10 * n))
-    results["in_process"] = time_calls(
-        lambda: recommender.recommend(
-            (u := order[next(cursor) % len(order)]), k=5, candidates=50, exclude=frozen_seen.get(u, ())
-        ),
-        n,
-    )
-    child, base_url = start_server(server_argv)
+    shipped, shipped_url = start_server(server_argv)
+    h11, h11_url = start_server([*server_argv, "--http", "h11"])
     try:
-        results["sequential_healthz"] = sequential(base_url, "/healthz", [""], n)  # HTTP + client floor
-        results["sequential"] = sequential(base_url, "/recommendations", order, n)
-        results["sync_vs_async"] = {
-            "sequential_sync_def": sequential(base_url, "/bench/sync", order, n),
-            "sequential_async_def": sequential(base_url, "/bench/async", order, n),
-            "concurrent_sync_def": concurrent(base_url, "/bench/sync", order, n, args.concurrency, probe=True),
-            "concurrent_async_def": concurrent(base_url, "/bench/async", order, n, args.concurrency, probe=True),
+        with (
+            httpx.Client(base_url=shipped_url, timeout=30.0) as client,
+            httpx.Client(base_url=h11_url, timeout=30.0) as h11_client,
+        ):
+            cases: dict[str, Callable[[str], object]] = {
+                "in_process": lambda u: recommender.recommend(u, k=5, candidates=50, exclude=frozen_seen.get(u, ())),
+                "healthz": getter(client, "/healthz"),
+                "recommendations": getter(client, "/recommendations/{user}"),
+                "sync_def": getter(client, "/bench/sync/{user}"),
+                "async_def": getter(client, "/bench/async/{user}"),
+                "recommendations_h11": getter(h11_client, "/recommendations/{user}"),
+            }
+            results["sequential"] = interleaved(cases, order, n)
+        h11.terminate()
+        h11.wait(timeout=30)
+        c = args.concurrency
+        results["concurrent"] = {
+            "recommendations": concurrent(shipped_url, "/recommendations", order, n, c),
+            "sync_def": concurrent(shipped_url, "/bench/sync", order, n, c, probe=True),
+            "async_def": concurrent(shipped_url, "/bench/async", order, n, c, probe=True),
         }
-        results["concurrent"] = concurrent(base_url, "/recommendations", order, n, args.concurrency)
-        results["batch_all_users"] = batch(base_url, order, repeats=10)
+        results["batch_all_users"] = batch(shipped_url, order, repeats=10)
+        results["liveness_during_batches"] = {
+            "sync_def": liveness_during_batches(shipped_url, "/bench/sync-batch", order, repeats=5),
+            "async_def": liveness_during_batches(shipped_url, "/bench/async-batch", order, repeats=5),
+        }
     finally:
-        child.terminate()  # uvicorn shuts down gracefully on SIGTERM
-        child.wait(timeout=30)
-    child, base_url = start_server([*server_argv, "--http", "h11"])
-    try:
-        results["sequential_h11_parser"] = sequential(base_url, "/recommendations", order, n)
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
-    floor = results["in_process"]["p50_ms"]
-    results["ratios"] = {
-        "http_p50_over_in_process_p50": round(results["sequential"]["p50_ms"] / floor, 2),
-        "h11_p50_over_httptools_p50": round(
-            results["sequential_h11_parser"]["p50_ms"] / results["sequential"]["p50_ms"], 2
-        ),
-        "async_def_p50_over_sync_def_p50": round(
-            results["sync_vs_async"]["sequential_async_def"]["p50_ms"]
-            / results["sync_vs_async"]["sequential_sync_def"]["p50_ms"],
-            3,
-        ),
+        for child in (shipped, h11):
+            child.terminate()  # uvicorn shuts down gracefully on SIGTERM
+            child.wait(timeout=30)
+    p50 = {name: summary_["p50_ms"] for name, summary_ in results["sequential"].items()}
+    results["ratios_of_sequential_p50"] = {
+        "recommendations_over_in_process": round(p50["recommendations"] / p50["in_process"], 2),
+        "recommendations_minus_healthz_ms": round(p50["recommendations"] - p50["healthz"], 3),
+        "h11_over_httptools": round(p50["recommendations_h11"] / p50["recommendations"], 2),
+        "async_def_over_sync_def": round(p50["async_def"] / p50["sync_def"], 2),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    default_name = f"serve_latency_trained_{args.backend}.json" if args.models else "serve_latency.json"
+    out: Path = args.out or RESULTS_DIR / default_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -127,15 +127,17 @@ def create_app(
         already_seen = seen.get(user_id, frozenset()) if exclude_seen else frozenset()
         return already_seen | frozenset(extra) if extra else already_seen
 
-    # The recommendation endpoints are plain `def`, not `async def`, on purpose:
-    # a request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items) product,
-    # one MLP call) plus, for a remote store such as Pinecone, a blocking network
-    # call. FastAPI runs `def` endpoints in its thread pool, so a slow store call or
-    # a large batch never stalls the event loop, and numpy's large kernels release
-    # the GIL, so concurrent requests can use both cores. An `async def` endpoint
-    # would run all of that on the event loop and hold up every other connection,
-    # /healthz included. The price is one thread hand-off per request (a fraction
-    # of a millisecond; benchmarks/serve_latency.py measures both variants).
+    # The recommendation endpoints are plain `def`, not `async def`, on purpose.
+    # A request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items)
+    # product, one MLP call), plus a blocking network call when the store is
+    # Pinecone. FastAPI runs `def` endpoints in its thread pool, so that work never
+    # runs on the event loop. As `async def`, a 943-user batch would hold the loop
+    # for its whole duration, and every other request, /healthz included, would
+    # wait behind it (benchmarks/serve_latency.py, `liveness_during_batches`: the
+    # /healthz p50 rises to the batch's own duration, hundreds of ms, against ~15 ms
+    # with `def`). The price is a thread hand-off per request, which the same
+    # benchmark measures for a single-user request (`async_def_over_sync_def`):
+    # a fraction of a millisecond.
     #
     # They return a ready JSON `Response` rather than the model: FastAPI would
     # otherwise re-validate the returned model against `response_model` in a second
