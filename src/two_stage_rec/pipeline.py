@@ -18,6 +18,7 @@ when a ``store="faiss"`` or ``backend="tensorflow"`` build asks for them.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -25,12 +26,12 @@ from two_stage_rec.artifacts import LoadedModels, ModelBackend, load_models
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.datasets import MovieLens100K, item_popularity, movielens_100k, seen_items_by_user
 from two_stage_rec.embedders.table import TableEmbedder
-from two_stage_rec.errors import InvalidInputError, ModelError
-from two_stage_rec.protocols import VectorStore
+from two_stage_rec.errors import InvalidInputError, ModelError, UnknownKeyError
+from two_stage_rec.protocols import Embedder, VectorStore
 from two_stage_rec.recommender import Recommender
-from two_stage_rec.types import Metric
+from two_stage_rec.types import FloatMatrix, Metric
 
-__all__ = ["STORE_KINDS", "BuiltRecommender", "StoreKind", "build_recommender", "make_store"]
+__all__ = ["STORE_KINDS", "BuiltRecommender", "KnownKeysEmbedder", "StoreKind", "build_recommender", "make_store"]
 
 StoreKind: TypeAlias = Literal["faiss", "memory"]
 """Local vector stores a models directory can be served from: ``"faiss"`` (exact
@@ -60,6 +61,39 @@ class BuiltRecommender:
     models: LoadedModels
     data: MovieLens100K
     indexed: int
+
+
+class KnownKeysEmbedder:
+    """Wrap an embedder so that keys outside ``known`` raise :class:`UnknownKeyError`.
+
+    A SavedModel tower built on ``StringLookup`` embeds every unknown user id as
+    its out-of-vocabulary vector, silently. Wrapped, an unknown user reaches the
+    cold-start fallback (marked ``source="fallback"``) or a clear error, exactly
+    as with the numpy backend's embedding tables.
+
+    Args:
+        inner: the embedder to delegate to.
+        known: the keys it was trained on.
+    """
+
+    def __init__(self, inner: Embedder, known: Collection[str]) -> None:
+        self._inner = inner
+        self._known = frozenset(known)
+
+    def __repr__(self) -> str:
+        return f"KnownKeysEmbedder({self._inner!r}, known={len(self._known)})"
+
+    @property
+    def dimension(self) -> int:
+        """The inner embedder's dimension."""
+        return self._inner.dimension
+
+    def embed(self, keys: Sequence[str]) -> FloatMatrix:
+        """Embed with the inner embedder; raise listing every key not in ``known`` first."""
+        missing = [key for key in keys if key not in self._known]
+        if missing:
+            raise UnknownKeyError(missing)
+        return self._inner.embed(keys)
 
 
 def make_store(kind: StoreKind, *, dimension: int, metric: Metric = "dotproduct") -> VectorStore:
@@ -99,9 +133,12 @@ def build_recommender(
         data: MovieLens-100K already loaded; else it is loaded with
             :func:`~two_stage_rec.datasets.movielens_100k` from ``data_dir``
             (or ``$TWO_STAGE_REC_DATA``, the cache, a verified download).
-        fallback: give unknown user ids the most-rated movies they have not
-            rated (``source="fallback"``) instead of raising
-            :class:`~two_stage_rec.errors.UnknownUserError`.
+        fallback: give unknown user ids the most-rated movies
+            (``source="fallback"``) instead of raising
+            :class:`~two_stage_rec.errors.UnknownUserError`. With either backend a
+            user id is unknown when the model was not trained on it (for
+            SavedModels: not in the tower's vocabulary, else not in the ratings),
+            rather than silently embedded as the out-of-vocabulary vector.
         progress: show a progress bar while indexing.
 
     Returns:
@@ -131,6 +168,13 @@ def build_recommender(
         raise ModelError(f"the item model in {models_dir} knows none of the {len(movies)} MovieLens movie ids")
 
     ratings = dataset.ratings
+    seen_items = {user: frozenset(items) for user, items in seen_items_by_user(ratings).items()}
+    user_embedder = models.user_embedder
+    if backend == "tensorflow":
+        from two_stage_rec.adapters.tensorflow import SavedModelEmbedder
+
+        vocabulary = user_embedder.vocabulary if isinstance(user_embedder, SavedModelEmbedder) else None
+        user_embedder = KnownKeysEmbedder(user_embedder, vocabulary if vocabulary is not None else seen_items)
     popularity = item_popularity(ratings)  # most rated first
     cold_start = (
         PopularityFallback(list(popularity), scores=list(popularity.values()), metadata=movies.metadata_by_id())
@@ -138,7 +182,7 @@ def build_recommender(
         else None
     )
     recommender = Recommender(
-        user_embedder=models.user_embedder,
+        user_embedder=user_embedder,
         item_embedder=models.item_embedder,
         store=make_store(store, dimension=models.item_embedder.dimension),
         reranker=models.reranker,
@@ -148,7 +192,7 @@ def build_recommender(
     return BuiltRecommender(
         recommender=recommender,
         item_titles={movie.id_str: movie.title for movie in movies},
-        seen_items={user: frozenset(items) for user, items in seen_items_by_user(ratings).items()},
+        seen_items=seen_items,
         models=models,
         data=dataset,
         indexed=indexed,
