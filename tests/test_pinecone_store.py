@@ -512,3 +512,13 @@ def test_wait_for_writes_sees_overwrites_and_deletes(make_store: StoreFactory) -
             with pytest.raises(StoreUnavailableError, match="'slow'"):
                 store.wait_for_writes(timeout=0.05)
             store.wait_for_writes(timeout=5)  # still pending after a timeout, so it can be waited for again
+
+
+def test_a_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from two_stage_rec.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "pinecone", None)  # import pinecone now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"two-stage-rec\[pinecone\]"):
+        PineconeVectorStore(index_name="x", dimension=4, api_key=API_KEY)
