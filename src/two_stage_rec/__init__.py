@@ -38,7 +38,7 @@ from two_stage_rec.errors import (
 )
 from two_stage_rec.protocols import Embedder, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender, Source
-from two_stage_rec.types import FetchResult, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import FetchResult, Filter, Metadata, Metric, QueryResult, StoreStats
 
 __version__ = "0.1.0"
 
@@ -51,6 +51,7 @@ __all__ = [
     "Embedder",
     "EmptyBatchError",
     "FetchResult",
+    "Filter",
     "IndexConfigurationError",
     "InvalidFilterError",
     "InvalidIdError",

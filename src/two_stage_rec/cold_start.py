@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.filters import compile_filter
-from two_stage_rec.types import Metadata
+from two_stage_rec.types import Filter, Metadata
 
 __all__ = ["PopularityFallback"]
 
@@ -54,7 +54,7 @@ class PopularityFallback:
         return f"PopularityFallback(items={len(self._ids)})"
 
     def top(
-        self, k: int, *, exclude: Collection[str] = (), filter: Metadata | None = None
+        self, k: int, *, exclude: Collection[str] = (), filter: Filter | None = None
     ) -> list[tuple[str, float, Metadata]]:
         """The k most popular (item id, score, metadata) not excluded and passing the filter."""
         predicate = compile_filter(filter)

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.errors import InvalidFilterError
-from two_stage_rec.types import Metadata
+from two_stage_rec.types import Filter, Metadata
 
 __all__ = ["Predicate", "compile_filter", "filter_mask", "matches"]
 
@@ -153,7 +153,7 @@ def _compile(spec: object, path: str) -> Predicate:
     return _all_of(predicates)
 
 
-def compile_filter(spec: Metadata | Mapping[str, object] | None) -> Predicate:
+def compile_filter(spec: Filter | None) -> Predicate:
     """Validate a filter once and return a predicate over one metadata mapping.
 
     Raises:
@@ -165,13 +165,13 @@ def compile_filter(spec: Metadata | Mapping[str, object] | None) -> Predicate:
     return _compile(spec, "$")
 
 
-def matches(spec: Metadata | Mapping[str, object] | None, metadata: Metadata) -> bool:
+def matches(spec: Filter | None, metadata: Metadata) -> bool:
     """True when ``metadata`` satisfies the filter ``spec``."""
     return compile_filter(spec)(metadata)
 
 
 def filter_mask(
-    spec: Metadata | Mapping[str, object] | None, metadata: Sequence[Metadata]
+    spec: Filter | None, metadata: Sequence[Metadata]
 ) -> npt.NDArray[np.bool_]:
     """Evaluate a filter over many metadata mappings.
 

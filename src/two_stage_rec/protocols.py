@@ -16,7 +16,16 @@ from typing import Protocol, runtime_checkable
 
 import numpy.typing as npt
 
-from two_stage_rec.types import FetchResult, FloatMatrix, FloatVector, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import (
+    FetchResult,
+    Filter,
+    FloatMatrix,
+    FloatVector,
+    Metadata,
+    Metric,
+    QueryResult,
+    StoreStats,
+)
 
 __all__ = ["Embedder", "Reranker", "VectorStore"]
 
@@ -120,7 +129,7 @@ class VectorStore(Protocol):
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:

@@ -20,7 +20,7 @@ from two_stage_rec.errors import (
     UnknownUserError,
 )
 from two_stage_rec.protocols import Embedder, Reranker, VectorStore
-from two_stage_rec.types import FloatMatrix, Metadata, QueryResult
+from two_stage_rec.types import Filter, FloatMatrix, Metadata, QueryResult
 from two_stage_rec.validation import check_ids, check_metadata
 
 __all__ = ["Recommendation", "Recommender", "Source"]
@@ -174,7 +174,7 @@ class Recommender:
         k: int = 5,
         candidates: int = 50,
         exclude: Collection[str] = (),
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         rerank: bool = True,
     ) -> list[Recommendation]:
         """Top-k items for one user, best first.
@@ -210,7 +210,7 @@ class Recommender:
         k: int = 5,
         candidates: int = 50,
         exclude: ExcludeArg = None,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         rerank: bool = True,
     ) -> list[list[Recommendation]]:
         """Top-k items for many users with one embedder call, one store query
@@ -298,7 +298,7 @@ class Recommender:
         excluded: list[frozenset[str]],
         k: int,
         candidates: int,
-        filter: Metadata | None,
+        filter: Filter | None,
         rerank: bool,
     ) -> list[list[Recommendation]]:
         use_reranker = rerank and self.reranker is not None

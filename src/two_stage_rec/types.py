@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 __all__ = [
     "FetchResult",
+    "Filter",
     "FloatMatrix",
     "FloatVector",
     "Metadata",
@@ -39,6 +40,10 @@ MetadataValue: TypeAlias = str | int | float | bool | list[str]
 """Pinecone's metadata value types: string, number, boolean, list of strings. No nulls."""
 
 Metadata: TypeAlias = Mapping[str, MetadataValue]
+
+Filter: TypeAlias = Mapping[str, object]
+"""A metadata filter in the Pinecone filter language, e.g.
+``{"genres": {"$in": ["Comedy"]}, "year": {"$gte": 1990}}``; see :mod:`two_stage_rec.filters`."""
 
 FloatMatrix: TypeAlias = npt.NDArray[np.float32]
 """A float32 array of shape (n, d)."""

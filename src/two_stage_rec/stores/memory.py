@@ -10,7 +10,7 @@ import numpy.typing as npt
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.filters import filter_mask
 from two_stage_rec.scoring import exact_scores, top_k_rows
-from two_stage_rec.types import METRICS, FetchResult, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import METRICS, FetchResult, Filter, Metadata, Metric, QueryResult, StoreStats
 from two_stage_rec.validation import as_query_matrix, check_ids, check_top_k, check_upsert
 
 __all__ = ["InMemoryVectorStore"]
@@ -98,7 +98,7 @@ class InMemoryVectorStore:
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:
