@@ -644,6 +644,11 @@ class VectorStoreContract:
 
     # ------------------------------------------------------ persistence
 
+    def test_persistence_capability_is_honest(self) -> None:
+        store = self._store("dotproduct")
+        has_methods = callable(getattr(store, "save", None)) and callable(getattr(type(store), "load", None))
+        assert has_methods == store.supports_persistence
+
     def test_save_load_round_trip(self, tmp_path: Path) -> None:
         store, ids, vectors, _ = self._filled(self.oracle_size, "cosine", with_metadata=True)
         if not store.supports_persistence:
