@@ -267,7 +267,7 @@ def test_index_items_first_batch_failure_raises_the_original_error(world):
 
 
 def test_reranker_input_width_is_checked_at_construction(world):
-    items, users, item_ids, user_ids = world
+    _, users, _, user_ids = world
 
     class WideReranker(CountingDotReranker):
         input_width = 3 * DIM
