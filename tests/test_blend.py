@@ -145,3 +145,23 @@ def test_hold_out_items_hides_a_fraction_and_skips_small_users() -> None:
     seen, targets = hold_out_items({"a": {str(i) for i in range(10)}, "b": {"x", "y"}}, fraction=0.2, min_items=5)
     assert set(targets) == {"a"} and len(targets["a"]) == 2 and len(seen["a"]) == 8
     assert seen["a"] | targets["a"] == {str(i) for i in range(10)}
+
+
+def test_moved_to_reexpresses_the_item_prior_in_another_embedding_space() -> None:
+    rng = np.random.default_rng(3)
+    source = rng.normal(size=(50, 4)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    target = (source @ rotation).astype(np.float32)  # same items, rotated space: the prior is reproducible
+    blend = BlendReranker(BlendWeights(retrieval=2.0, rating=0.0, item=np.array([1.0, 0.0, -1.0, 0.5], np.float32)))
+    moved, r2 = blend.moved_to(source, target, rating_model=KnowsPopularity())
+    assert r2 == pytest.approx(1.0, abs=1e-6)
+    assert moved.weights.retrieval == 2.0 and moved.rating_model is not None
+    assert moved.weights.item is not None and blend.weights.item is not None
+    np.testing.assert_allclose(target @ moved.weights.item, source @ blend.weights.item, atol=1e-4)
+    # a target space that cannot express the prior reports it through r2
+    _, poor = blend.moved_to(source, rng.normal(size=(50, 4)).astype(np.float32))
+    assert poor < 0.5
+    with pytest.raises(InvalidInputError):
+        blend.moved_to(source, target[:10])
+    unchanged, r2_none = BlendReranker(BlendWeights(retrieval=1.0, rating=0.0, item=None)).moved_to(source, target)
+    assert r2_none == 1.0 and unchanged.weights.item is None

@@ -3,6 +3,7 @@ real MovieLens files with small synthetic models (integration, no training)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ RESULT = DemoResult(
     profile=[RatedMovie("1", "Toy Story (1995)", 5.0), RatedMovie("2", "GoldenEye (1995)", 3.0)],
     retrieval=[recommendation("50", "Star Wars (1977)", 1.0)],
     reranked=[recommendation("64", "Shawshank <Redemption>", 4.5)],
+    blended=None,
     candidates=50,
     store="InMemoryVectorStore(dimension=8)",
     models=Path("models"),
@@ -36,10 +38,16 @@ RESULT = DemoResult(
 
 def test_html_shows_both_rankings_and_the_profile_escaped() -> None:
     page = render_html(RESULT)
-    assert "Without reranking" in page and "With reranking" in page
+    assert "Without reranking" in page and "Reranked by predicted rating" in page
+    assert "Reranked by learned blend" not in page  # no blend in these models: no third column
     assert "Star Wars (1977)" in page and "Shawshank &lt;Redemption&gt;" in page
     assert "Toy Story (1995)" in page and "★★★★★ 5" in page
     assert "<img" not in page  # no poster function configured: no images, nothing fetched
+
+
+def test_html_shows_the_blend_column_when_there_is_one() -> None:
+    page = render_html(dataclasses.replace(RESULT, blended=[recommendation("98", "Silence of the Lambs", 0.9)]))
+    assert "Reranked by learned blend (recommended)" in page and "Silence of the Lambs" in page
 
 
 def test_html_has_posters_only_when_a_poster_function_is_given() -> None:
@@ -80,7 +88,8 @@ def test_demo_end_to_end_on_movielens(movielens_dir: Path, tmp_path: Path, store
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "Without reranking" in result.output and "With reranking" in result.output
+    assert "Without reranking" in result.output and "Reranked by predicted rating" in result.output
+    assert "Reranked by learned blend" in result.output
     assert "What user 55 rated (21 movies" in result.output
     assert page.is_file() and "Recommendations for user 55" in page.read_text(encoding="utf-8")
 
@@ -97,6 +106,8 @@ def test_demo_leaves_out_rated_movies_unless_asked(movielens_dir: Path, tmp_path
     # the reranked column reorders the same 50 candidates
     assert {r.item_id for r in result.retrieval} == {r.item_id for r in result.reranked}
     assert [r.score for r in result.reranked] == sorted((r.score for r in result.reranked), reverse=True)
+    assert result.blended is not None
+    assert {r.item_id for r in result.blended} == {r.item_id for r in result.retrieval}
     with_seen = run_demo("42", include_seen=True, **kwargs)  # type: ignore[arg-type]
     assert rated & {r.item_id for r in with_seen.retrieval}  # random vectors: some rated movie is near
 

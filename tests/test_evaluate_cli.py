@@ -59,7 +59,8 @@ def test_cli_prints_tables_and_writes_json_and_html(movielens_dir: Path, tmp_pat
     assert "retrieval" in result.output and "most_popular" in result.output and "NDCG@10" in result.output
     data = json.loads((out / "evaluation-stratified.json").read_text(encoding="utf-8"))
     assert data["protocol"] == "stratified" and data["n_users"] == 943
-    assert set(data["rankers"]) == {"retrieval", "reranked", "most_popular"}
+    assert set(data["rankers"]) == {"retrieval", "reranked", "blend", "most_popular"}
+    assert set(data["comparisons"]) == {"reranked vs retrieval", "blend vs retrieval", "most_popular vs retrieval"}
     # random towers know nothing; the popularity baseline must be far ahead (sanity of the whole pipeline)
     popular = data["rankers"]["most_popular"]["metrics"]["ndcg@10"]
     assert popular == pytest.approx(0.2432, abs=0.002)

@@ -19,6 +19,7 @@ import typer
 from two_stage_rec.errors import InvalidInputError, TwoStageRecError
 from two_stage_rec.protocols import VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender
+from two_stage_rec.rerankers.blend import BLEND_FILE, BlendReranker
 
 __all__ = ["DemoResult", "StoreChoice", "build_store", "ensure_models", "register", "render_html", "run_demo"]
 
@@ -50,6 +51,8 @@ class DemoResult:
         profile: every movie the user rated, best rated first.
         retrieval: top k by retrieval score alone (stage 1 only).
         reranked: top k after the scoring model reordered the candidates.
+        blended: top k after the learned blend reordered the same candidates
+            (None when the models directory has no ``blend_reranker.npz``).
         candidates: candidates retrieved before reranking.
         store: description of the vector store used.
         models: the models directory used.
@@ -61,6 +64,7 @@ class DemoResult:
     profile: list[RatedMovie]
     retrieval: list[Recommendation]
     reranked: list[Recommendation]
+    blended: list[Recommendation] | None
     candidates: int
     store: str
     models: Path
@@ -72,7 +76,9 @@ def ensure_models(models_dir: Path, *, data_dir: Path | None = None, progress: b
     """Train and save models into ``models_dir`` unless it already holds them.
 
     The models are trained on the notebook's protocol: a random 80/20 split
-    of the ratings (seed 42), so the held-out 20% stays unseen by the models.
+    of the ratings (seed 42), so the held-out 20% stays unseen by the models;
+    a blend reranker is fitted for them too
+    (:func:`~two_stage_rec.training.blend.train_with_blend`).
 
     Returns:
         True when models were trained now, False when they were already there.
@@ -87,12 +93,12 @@ def ensure_models(models_dir: Path, *, data_dir: Path | None = None, progress: b
     from two_stage_rec.datasets import movielens_100k, random_split
 
     _require_tensorflow()
-    from two_stage_rec.training import train_models
+    from two_stage_rec.training.blend import PIPELINE_CONFIG, train_with_blend
 
     data = movielens_100k(data_dir, progress=progress)
     train, test = random_split(data.ratings, 0.2, seed=42)
-    models = train_models(train, test=test, items=data.movies.ids_str(), progress=progress)
-    models.save(models_dir, saved_models=_want_saved_models())
+    trained = train_with_blend(train, test=test, items=data.movies.ids_str(), config=PIPELINE_CONFIG, progress=progress)
+    trained.save(models_dir, saved_models=_want_saved_models())
     from two_stage_rec.cli.evaluate import write_protocol_marker
 
     write_protocol_marker(models_dir, "random", len(train))
@@ -200,11 +206,17 @@ def run_demo(
         recommender.recommend(user_id, k=k, candidates=candidates, exclude=exclude, rerank=rerank)
         for rerank in (False, True)
     )
+    blended = None
+    if (models_dir / BLEND_FILE).is_file():
+        blend = BlendReranker.load(models_dir / BLEND_FILE, rating_model=models.reranker)
+        blender = Recommender(user_embedder=models.user_embedder, store=vector_store, reranker=blend)
+        blended = blender.recommend(user_id, k=k, candidates=candidates, exclude=exclude)
     return DemoResult(
         user_id=user_id,
         profile=profile,
         retrieval=retrieval,
         reranked=reranked,
+        blended=blended,
         candidates=candidates,
         store=repr(vector_store),
         models=models_dir,
@@ -235,15 +247,33 @@ def _genres(recommendation: Recommendation) -> str:
 _EXPLANATION = (
     "Stage 1, retrieval: the user's vector (from the user tower) is compared with every movie's vector in the "
     "vector index by dot product; the {candidates} closest movies are the candidates. "
-    "Stage 2, reranking: the scoring model predicts the user's rating (1-5 stars) for each candidate, and the "
-    "candidates are reordered by that prediction."
+    "Stage 2, reranking: the notebook's scoring model predicts the user's rating (1-5 stars) for each candidate "
+    "and the candidates are reordered by it."
+)
+
+_BLEND_EXPLANATION = (
+    " The third column reorders the same candidates by a learned blend of the retrieval similarity, the predicted "
+    "rating and a per-movie prior, fitted on held-out training ratings (two_stage_rec.rerankers.blend)."
 )
 
 _CAVEAT = (
-    "Which column is better? Measured over all users (two-stage-rec evaluate), reordering by predicted rating "
-    "LOWERS top-k accuracy: a rating model predicts how much someone likes a film they watch, not which films "
-    "they will watch. It favours acclaimed films; retrieval favours what similar users actually watched."
+    "Which column is better? Measured over all users (two-stage-rec evaluate; benchmarks/results/evaluation.json), "
+    "reordering by predicted rating LOWERS top-k accuracy: a rating model predicts how much someone likes a film "
+    "they watch, not which films they will watch, so it favours acclaimed films over what the user goes on to "
+    "watch."
 )
+_CAVEAT_BLEND = " The learned blend keeps the retrieval signal and measurably improves on retrieval alone."
+
+
+def _columns(result: DemoResult) -> list[tuple[str, list[Recommendation], str, bool]]:
+    """(title, recommendations, score label, show the reranker's score) per column."""
+    columns = [
+        ("Without reranking (retrieval only)", result.retrieval, "similarity", False),
+        ("Reranked by predicted rating (notebook)", result.reranked, "predicted ★", True),
+    ]
+    if result.blended is not None:
+        columns.append(("Reranked by learned blend (recommended)", result.blended, "blend score", True))
+    return columns
 
 
 def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
@@ -257,7 +287,8 @@ def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
         f"[bold]two_stage_rec demo[/] — user [bold cyan]{result.user_id}[/]  "
         f"(models: {result.models}{', trained just now' if result.trained_now else ''}; store: {result.store})"
     )
-    console.print(_EXPLANATION.format(candidates=result.candidates), style="dim")
+    explanation = _EXPLANATION.format(candidates=result.candidates)
+    console.print(explanation + (_BLEND_EXPLANATION if result.blended is not None else ""), style="dim")
 
     def ranking(title: str, recommendations: list[Recommendation], score_label: str, rerank: bool) -> Table:
         table = Table(title=title, title_justify="left")
@@ -269,14 +300,7 @@ def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
             table.add_row(str(rank), _title(item), f"{score:.2f}")
         return table
 
-    console.print(
-        Columns(
-            [
-                ranking("Without reranking (retrieval only)", result.retrieval, "similarity", False),
-                ranking("With reranking (scoring model)", result.reranked, "predicted ★", True),
-            ]
-        )
-    )
+    console.print(Columns([ranking(*column) for column in _columns(result)]))
     profile = Table(
         title=f"What user {result.user_id} rated ({len(result.profile)} movies; best first)", title_justify="left"
     )
@@ -290,7 +314,7 @@ def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
     console.print(profile)
     seen = "left out" if result.excluded_seen else "included (--include-seen)"
     console.print(f"Movies the user already rated are {seen}.", style="dim")
-    console.print(_CAVEAT, style="yellow")
+    console.print(_CAVEAT + (_CAVEAT_BLEND if result.blended is not None else ""), style="yellow")
 
 
 def render_html(result: DemoResult, *, poster_url: PosterUrl | None = None) -> str:
@@ -320,6 +344,8 @@ def render_html(result: DemoResult, *, poster_url: PosterUrl | None = None) -> s
         for m in result.profile
     )
     seen = "left out" if result.excluded_seen else "included"
+    explanation = _EXPLANATION.format(candidates=result.candidates)
+    explanation += _BLEND_EXPLANATION if result.blended is not None else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>two_stage_rec demo: user {html.escape(result.user_id)}</title>
 <style>
@@ -330,12 +356,11 @@ img {{ height: 60px; margin-right: 8px; vertical-align: middle; }} .note {{ colo
 .caveat {{ background: #fff8e1; padding: 0.6em 1em; border-left: 4px solid #f9a825; }}
 </style></head><body>
 <h1>Recommendations for user {html.escape(result.user_id)}</h1>
-<p class="note">{html.escape(_EXPLANATION.format(candidates=result.candidates))}</p>
+<p class="note">{html.escape(explanation)}</p>
 <div class="side">
-{ranking("Without reranking (retrieval only)", result.retrieval, "similarity", False)}
-{ranking("With reranking (scoring model)", result.reranked, "predicted rating", True)}
+{"".join(ranking(*column) for column in _columns(result))}
 </div>
-<p class="caveat">{html.escape(_CAVEAT)}</p>
+<p class="caveat">{html.escape(_CAVEAT + (_CAVEAT_BLEND if result.blended is not None else ""))}</p>
 <h2>What user {html.escape(result.user_id)} rated ({len(result.profile)} movies, best first)</h2>
 <table><tr><th>movie</th><th>rating</th></tr>{profile_rows}</table>
 <p class="note">Movies the user already rated are {seen}. Store: {html.escape(result.store)}.

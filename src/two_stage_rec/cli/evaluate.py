@@ -18,9 +18,9 @@ import typer
 
 from two_stage_rec.errors import InvalidInputError, ModelError, TwoStageRecError
 from two_stage_rec.evaluation.protocols import PROTOCOLS, protocol_spec, split_for_protocol
+from two_stage_rec.rerankers.blend import BLEND_FILE
 
 __all__ = [
-    "BLEND_FILE",
     "PROTOCOL_FILE",
     "evaluate_protocol",
     "models_protocol",
@@ -30,9 +30,6 @@ __all__ = [
 
 PROTOCOL_FILE = "protocol.json"
 """Marker in a models directory: ``{"protocol": "stratified", "train_ratings": 74992}``."""
-
-BLEND_FILE = "blend_reranker.npz"
-"""Optional :class:`~two_stage_rec.rerankers.blend.BlendReranker` weights next to the models."""
 
 
 def models_protocol(models_dir: Path) -> str | None:
@@ -59,6 +56,7 @@ def train_for_protocol(
     *,
     data_dir: Path | None = None,
     config: Any = None,
+    blend: bool = True,
     progress: bool = True,
     saved_models: bool = False,
 ) -> Path:
@@ -68,7 +66,10 @@ def train_for_protocol(
         protocol: one of :data:`~two_stage_rec.evaluation.protocols.PROTOCOLS`.
         models_dir: output directory.
         data_dir: ml-100k folder (default: ``$TWO_STAGE_REC_DATA``, the cache or a download).
-        config: a :class:`~two_stage_rec.training.TrainingConfig`, or None for the defaults.
+        config: a :class:`~two_stage_rec.training.TrainingConfig`; None uses
+            :data:`~two_stage_rec.training.blend.PIPELINE_CONFIG`.
+        blend: also fit a blend reranker (:func:`~two_stage_rec.training.blend.train_with_blend`,
+            about twice the training time) so that it is evaluated too.
         progress: per-epoch progress bars.
         saved_models: also export the TF SavedModels (not needed to evaluate).
 
@@ -80,11 +81,20 @@ def train_for_protocol(
 
     _require_tensorflow()
     from two_stage_rec.training import train_models
+    from two_stage_rec.training.blend import PIPELINE_CONFIG, train_with_blend
+
+    config = PIPELINE_CONFIG if config is None else config
 
     train, test = split_for_protocol(protocol, None if data_dir is None else str(data_dir), progress=progress)
     items = movielens_100k(data_dir, progress=progress).movies.ids_str()
-    models = train_models(train, test=test, items=items, config=config, progress=progress)
-    models.save(models_dir, saved_models=saved_models)
+    if blend:
+        train_with_blend(train, test=test, items=items, config=config, progress=progress).save(
+            models_dir, saved_models=saved_models
+        )
+    else:
+        train_models(train, test=test, items=items, config=config, progress=progress).save(
+            models_dir, saved_models=saved_models
+        )
     write_protocol_marker(models_dir, protocol, len(train))
     return models_dir
 

@@ -39,9 +39,12 @@ from two_stage_rec.protocols import Embedder, Reranker, VectorStore
 from two_stage_rec.scoring import normalize_rows
 from two_stage_rec.types import METRICS, FloatMatrix, FloatVector, Metric
 
-__all__ = ["BlendReranker", "BlendWeights", "fit_blend", "hold_out_items"]
+__all__ = ["BLEND_FILE", "BlendReranker", "BlendWeights", "fit_blend", "hold_out_items"]
 
 FORMAT_VERSION = 1
+
+BLEND_FILE = "blend_reranker.npz"
+"""The blend's file name inside a models directory (next to ``scoring_mlp.npz``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,51 @@ class BlendReranker:
                 raise DimensionMismatchError(w.item.shape[0], items.shape[1], "item vectors")
             total += items.astype(np.float64) @ w.item.astype(np.float64)
         return total.astype(np.float32)
+
+    def moved_to(
+        self,
+        source_item_vectors: npt.ArrayLike,
+        target_item_vectors: npt.ArrayLike,
+        *,
+        rating_model: Reranker | None = None,
+    ) -> tuple[BlendReranker, float]:
+        """The same blend for other towers trained on the same items (e.g. retrained on more data).
+
+        The retrieval and rating weights carry over unchanged (same model
+        family, same score scales). The item prior is a number per item,
+        ``<c, v_source>``; it is re-expressed in the target towers' space by
+        least squares, ``c_target = argmin |V_target c - V_source c|^2``.
+
+        Args:
+            source_item_vectors: float (n_items, d) item vectors of the towers
+                the blend was fitted with.
+            target_item_vectors: float (n_items, d') vectors of the same items,
+                same order, from the new towers.
+            rating_model: the new towers' rating model (None keeps the current one).
+
+        Returns:
+            ``(blend, r2)``: the moved blend and the share of the item prior's
+            variance the target space reproduces (1.0 = exactly; 1.0 when there
+            is no item prior).
+        """
+        source = np.asarray(source_item_vectors, dtype=np.float64)
+        target = np.asarray(target_item_vectors, dtype=np.float64)
+        if source.ndim != 2 or target.ndim != 2 or source.shape[0] != target.shape[0]:
+            raise InvalidInputError(
+                f"need item vectors of the same items in the same order, got {source.shape} and {target.shape}"
+            )
+        w = self.weights
+        model = rating_model if rating_model is not None else self.rating_model
+        if w.item is None:
+            return BlendReranker(w, rating_model=model, metric=self.metric), 1.0
+        if source.shape[1] != w.item.shape[0]:
+            raise DimensionMismatchError(w.item.shape[0], source.shape[1], "source item vectors")
+        prior = source @ w.item.astype(np.float64)
+        moved, *_ = np.linalg.lstsq(target, prior, rcond=None)
+        spread = float(np.var(prior))
+        r2 = 1.0 - float(np.var(target @ moved - prior)) / spread if spread > 0 else 1.0
+        weights = BlendWeights(retrieval=w.retrieval, rating=w.rating, item=moved.astype(np.float32), bias=w.bias)
+        return BlendReranker(weights, rating_model=model, metric=self.metric), r2
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the weights as NPZ (no pickle); the rating model is saved separately."""
