@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from itertools import islice
+from typing import Literal, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -231,14 +232,10 @@ class Recommender:
         """
         users = self._check_request(user_ids, k, candidates)
         excluded = self._exclusions(users, exclude)
-        known, unknown = self._embed_users(users)
+        rows, user_vectors, unknown = self._embed_users(users)
         results: list[list[Recommendation]] = [[] for _ in users]
-        if known:
-            rows = [row for row, _ in known]
-            user_vectors = np.concatenate([vector for _, vector in known])
-            ranked = self._retrieve_and_rank(
-                user_vectors, [excluded[r] for r in rows], k, candidates, filter, rerank
-            )
+        if rows:
+            ranked = self._retrieve_and_rank(user_vectors, [excluded[r] for r in rows], k, candidates, filter, rerank)
             for row, recommendations in zip(rows, ranked, strict=True):
                 results[row] = recommendations
         for row in unknown:
@@ -273,8 +270,13 @@ class Recommender:
             raise InvalidInputError("exclude must be a mapping user -> ids or one collection per user")
         return [frozenset(items) for items in exclude]
 
-    def _embed_users(self, users: list[str]) -> tuple[list[tuple[int, FloatMatrix]], list[int]]:
-        """Embed all users in one call; unknown users go to the fallback (or raise)."""
+    def _embed_users(self, users: list[str]) -> tuple[list[int], FloatMatrix, list[int]]:
+        """Embed all users in one call; unknown users go to the fallback (or raise).
+
+        Returns:
+            (rows of the known users in ``users``, their vectors float32 (len(rows), d),
+            rows of the unknown users).
+        """
         try:
             vectors = self.user_embedder.embed(users)
         except UnknownKeyError as exc:
@@ -284,13 +286,13 @@ class Recommender:
             unknown = [row for row, user in enumerate(users) if user in missing]
             known_rows = [row for row, user in enumerate(users) if user not in missing]
             if not known_rows:
-                return [], unknown
+                return [], np.empty((0, self.store.dimension), dtype=np.float32), unknown
             vectors = self.user_embedder.embed([users[row] for row in known_rows])
-            return [(row, vectors[i : i + 1]) for i, row in enumerate(known_rows)], unknown
+            return known_rows, np.asarray(vectors, dtype=np.float32), unknown
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(users), self.store.dimension):
             raise DimensionMismatchError(self.store.dimension, vectors.shape[-1], "user embeddings")
-        return [(row, vectors[row : row + 1]) for row in range(len(users))], []
+        return list(range(len(users))), vectors, []
 
     def _retrieve_and_rank(
         self,
@@ -332,18 +334,31 @@ class Recommender:
         source: Source = "reranked" if use_reranker else "retrieval"
         assert result.metadata is not None
         ranked: list[list[Recommendation]] = []
-        for row in range(columns.shape[0]):
+        # Python lists, converted once: indexing numpy arrays element by element
+        # (numpy scalars, then float()/str()) cost more than the rest of this method.
+        final_rows = cast(list[list[float]], final.tolist())
+        retrieval_rows = cast(list[list[float]], retrieval.tolist())
+        per_row = zip(
+            order.tolist(),
+            columns.tolist(),
+            final_rows,
+            retrieval_rows,
+            result.ids.tolist(),
+            result.metadata,
+            strict=True,
+        )
+        for row_order, row_columns, row_final, row_retrieval, row_ids, row_metadata in per_row:
             row_recommendations = []
-            for position in order[row]:
-                column = columns[row, position]
+            for position in row_order:
+                column = row_columns[position]
                 if column < 0:
                     break
                 row_recommendations.append(
                     Recommendation(
-                        item_id=str(result.ids[row, column]),
-                        score=float(final[row, position]),
-                        retrieval_score=float(retrieval[row, position]),
-                        metadata=result.metadata[row][column],
+                        item_id=str(row_ids[column]),
+                        score=row_final[position],
+                        retrieval_score=row_retrieval[position],
+                        metadata=row_metadata[column],
                         source=source,
                     )
                 )
@@ -351,23 +366,28 @@ class Recommender:
         return ranked
 
 
-def _candidate_columns(
-    result: QueryResult, excluded: list[frozenset[str]], candidates: int
-) -> npt.NDArray[np.int64]:
+def _candidate_columns(result: QueryResult, excluded: list[frozenset[str]], candidates: int) -> npt.NDArray[np.int64]:
     """Per query row, the result columns of the first ``candidates`` non-excluded matches.
 
     Returns:
         int64 (n, C) with C = the largest number kept; -1 pads short rows.
     """
+    if not any(excluded):
+        # Nothing excluded: row i keeps its first min(count_i, candidates) columns.
+        kept_counts = np.minimum(result.counts, candidates)
+        width = int(kept_counts.max(initial=0))
+        positions = np.arange(width, dtype=np.int64)
+        return np.where(positions[None, :] < kept_counts[:, None], positions[None, :], -1)
+    counts: list[int] = result.counts.tolist()
     kept_per_row: list[list[int]] = []
     for row, skip in enumerate(excluded):
-        count = int(result.counts[row])
+        count = counts[row]
         if not skip:
             kept_per_row.append(list(range(min(count, candidates))))
             continue
-        ids = result.ids[row]
-        kept = [column for column in range(count) if ids[column] not in skip][:candidates]
-        kept_per_row.append(kept)
+        # Stop at the candidates-th kept column instead of testing every over-fetched one.
+        ids = result.ids[row, :count].tolist()
+        kept_per_row.append(list(islice((column for column, item in enumerate(ids) if item not in skip), candidates)))
     width = max((len(kept) for kept in kept_per_row), default=0)
     columns = np.full((len(kept_per_row), width), -1, dtype=np.int64)
     for row, kept in enumerate(kept_per_row):

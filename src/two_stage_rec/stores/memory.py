@@ -118,16 +118,24 @@ class InMemoryVectorStore:
         include_values: bool,
         include_metadata: bool,
     ) -> QueryResult:
-        id_table = np.array([*self._ids, ""], dtype=object)
-        ids = id_table[rows]  # row -1 picks the trailing "" pad
+        # Gather only the rows asked for (pads point at row 0, then are overwritten):
+        # copying the whole id list and vector table per query cost O(stored items).
+        padding = rows < 0
+        safe = np.where(padding, 0, rows)
+        ids = np.empty(rows.shape, dtype=object)
+        if rows.size:
+            ids[...] = [list(map(self._ids.__getitem__, row)) for row in safe.tolist()]
+            ids[padding] = ""
         values = None
         if include_values:
-            padded = np.concatenate([self._vectors, np.full((1, self._dimension), np.nan, np.float32)])
-            values = padded[rows]
+            values = self._vectors[safe] if rows.size else np.empty((*rows.shape, self._dimension), np.float32)
+            values[padding] = np.nan
         metadata = None
         if include_metadata:
+            # Plain ints and map() (a loop in C) instead of numpy scalars in a generator.
+            lookup = self._metadata.__getitem__
             metadata = tuple(
-                tuple(self._metadata[r] for r in row[:count]) for row, count in zip(rows, counts, strict=True)
+                tuple(map(lookup, row[:count])) for row, count in zip(rows.tolist(), counts.tolist(), strict=True)
             )
         return QueryResult(ids=ids, scores=scores, counts=counts, values=values, metadata=metadata)
 
