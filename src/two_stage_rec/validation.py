@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +100,10 @@ def check_ids(
     return id_list
 
 
+_ALWAYS_VALID: frozenset[type] = frozenset({str, int, bool})
+"""Exact types every metadata value of which is valid (subclasses take the general path)."""
+
+
 def _check_value(item_id: str, key: str, value: object) -> None:
     if value is None:
         raise InvalidMetadataError(f"metadata of {item_id!r}: {key!r} is null; nulls are not allowed")
@@ -126,15 +131,25 @@ def check_metadata(ids: Sequence[str], metadata: Sequence[Metadata] | None) -> l
     if len(items) != len(ids):
         raise InvalidMetadataError(f"got {len(items)} metadata entries for {len(ids)} ids")
     copies: list[dict[str, MetadataValue]] = []
+    # Fast paths by exact type (dict entries; str/int/bool values; lists checked by a
+    # C-level map) with the general checks as the fallback: indexing validates every
+    # item's metadata twice (index_items, then the store's upsert), and this loop was
+    # 80% of the time of indexing 20k items into a flat FAISS store.
     for item_id, entry in zip(ids, items, strict=True):
-        if not isinstance(entry, Mapping):
+        if type(entry) is not dict and not isinstance(entry, Mapping):
             raise InvalidMetadataError(f"metadata of {item_id!r} is not a mapping")
         copy: dict[str, MetadataValue] = {}
         for key, value in entry.items():
             if not isinstance(key, str) or not key:
                 raise InvalidMetadataError(f"metadata of {item_id!r} has a non-string or empty key {key!r}")
-            _check_value(item_id, key, value)
-            copy[key] = list(value) if isinstance(value, list) else value
+            kind = type(value)
+            if kind in _ALWAYS_VALID:
+                copy[key] = value
+            elif isinstance(value, list) and all(map(isinstance, value, repeat(str))):
+                copy[key] = list(value)
+            else:
+                _check_value(item_id, key, value)
+                copy[key] = list(value) if isinstance(value, list) else value
         copies.append(copy)
     return copies
 
