@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -12,12 +16,18 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from two_stage_rec import AuthenticationError, PopularityFallback, Recommender, StoreUnavailableError
+from two_stage_rec import (
+    AuthenticationError,
+    MissingDependencyError,
+    PopularityFallback,
+    Recommender,
+    StoreUnavailableError,
+)
 from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.serving import create_app, serve_in_thread
 from two_stage_rec.serving.schemas import MAX_K
 from two_stage_rec.stores.memory import InMemoryVectorStore
-from two_stage_rec.types import FloatMatrix, FloatVector, Metadata, QueryResult, StoreStats
+from two_stage_rec.types import Filter, FloatMatrix, FloatVector, Metadata, QueryResult, StoreStats
 
 DIMENSION = 8
 N_ITEMS = 120
@@ -262,7 +272,7 @@ class _FailingStore(InMemoryVectorStore):
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:
@@ -299,7 +309,7 @@ class _RejectedStore(_FailingStore):
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:
@@ -398,3 +408,20 @@ def test_real_uvicorn_server_answers_over_loopback(recommender: Recommender) -> 
     assert leftover == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base_url}/healthz", timeout=1.0)
+
+
+# ------------------------------------------------------------- dependencies
+
+
+def test_missing_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("two_stage_rec.serving")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # makes `import fastapi` raise ImportError
+    with pytest.raises(MissingDependencyError, match=re.escape('pip install "two-stage-rec[serve]"')):
+        importlib.import_module("two_stage_rec.serving")
+
+
+def test_the_cli_does_not_import_fastapi_until_serve_runs() -> None:
+    code = "import sys, two_stage_rec.cli; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
