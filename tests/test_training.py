@@ -138,6 +138,33 @@ def test_another_seed_gives_other_weights(models: TrainedModels) -> None:
     assert not np.array_equal(other.user_vectors, models.user_vectors)
 
 
+def test_frozen_towers_are_left_as_retrieval_trained_them(models: TrainedModels) -> None:
+    def frozen(scoring_epochs: int) -> TrainedModels:
+        config = TrainingConfig(
+            retrieval=TINY.retrieval,
+            scoring=ScoringConfig(hidden_layers=(8,), epochs=scoring_epochs, batch_size=64, fine_tune_towers=False),
+            seed=7,
+        )
+        return train_models(synthetic_log(1200, 0), items=CATALOGUE, config=config, progress=False)
+
+    one, three = frozen(1), frozen(3)
+    np.testing.assert_array_equal(one.item_vectors, three.item_vectors)  # the scoring stage left them alone
+    assert not np.array_equal(one.item_vectors, models.item_vectors)  # fine-tuning (the default) moves them
+    assert not np.array_equal(one.reranker.layers()[0][0], three.reranker.layers()[0][0])
+
+
+def test_joint_training_without_a_retrieval_stage() -> None:
+    config = TrainingConfig(
+        retrieval=RetrievalConfig(embedding_dim=8, output_dim=4, epochs=0),
+        scoring=ScoringConfig(hidden_layers=(8,), epochs=2, batch_size=64, learning_rate_schedule="constant"),
+    )
+    models = train_models(synthetic_log(1200, 0), test=synthetic_log(300, 1), config=config, progress=False)
+    assert models.report.epochs["retrieval"] == 0 and models.report.history["retrieval"] == []
+    assert "validation_top_100_accuracy" in models.report.history["scoring"][0]
+    with pytest.raises(InvalidInputError, match="untrained"):
+        TrainingConfig(retrieval=RetrievalConfig(epochs=0), scoring=ScoringConfig(fine_tune_towers=False))
+
+
 def test_side_features_change_the_towers() -> None:
     features = {str(i): np.eye(3, dtype=np.float32)[i % 3] for i in range(1, N_ITEMS + 1)}
     config = TrainingConfig(
@@ -185,6 +212,9 @@ def test_bad_input_is_rejected_before_training() -> None:
     "make",
     [
         lambda: RetrievalConfig(batch_size=0),
+        lambda: RetrievalConfig(epochs=-1),
+        lambda: ScoringConfig(retrieval_weight=-1.0),
+        lambda: ScoringConfig(learning_rate_schedule="step"),  # type: ignore[arg-type]
         lambda: RetrievalConfig(temperature=-1.0),
         lambda: RetrievalConfig(validation_fraction=1.0),
         lambda: ScoringConfig(hidden_layers=(0,)),

@@ -40,10 +40,14 @@ def train(
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", min=0.01, max=0.99, help="Share held out by --split random.")
     ] = 0.2,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum retrieval epochs (early stopping).")] = 8,
-    scoring_epochs: Annotated[
-        int, typer.Option("--scoring-epochs", min=1, help="Maximum scoring-model epochs (early stopping).")
-    ] = 30,
+    epochs: Annotated[
+        int,
+        typer.Option("--epochs", min=1, help="Maximum epochs of the joint towers + scoring training (early stopping)."),
+    ] = 6,
+    retrieval_epochs: Annotated[
+        int,
+        typer.Option("--retrieval-epochs", min=0, help="Retrieval-only epochs before the joint stage (default none)."),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the split, the initialisation and the batches.")] = 42,
     side_features: Annotated[
         bool,
@@ -86,8 +90,8 @@ def train(
             train_log, test_log = canonical_split(split.value, data.path, progress=progress)
         defaults = TrainingConfig()
         config = TrainingConfig(
-            retrieval=replace(defaults.retrieval, epochs=epochs, use_side_features=side_features),
-            scoring=replace(defaults.scoring, epochs=scoring_epochs),
+            retrieval=replace(defaults.retrieval, epochs=retrieval_epochs, use_side_features=side_features),
+            scoring=replace(defaults.scoring, epochs=epochs),
             seed=seed,
         )
         user_features, item_features = movielens_side_features(data) if side_features else (None, None)

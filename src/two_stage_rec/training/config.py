@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.rerankers.mlp import PairFeatures
@@ -36,7 +36,11 @@ class RetrievalConfig:
         hidden_layers: ReLU layer widths between embedding and output.
         use_side_features: add projected side features (e.g. genres, age,
             occupation) to the id embedding when they are given.
-        epochs: maximum passes over the training ratings.
+        epochs: maximum passes of retrieval-only training before the scoring
+            stage. The default 0 skips it: the towers then learn in the scoring
+            stage from both losses at once (``ScoringConfig.fine_tune_towers``),
+            which measured better on both metrics than pre-training first
+            (see ``benchmarks/train_quality.py``).
         batch_size: ratings per step; the other items of a batch are the negatives.
         learning_rate: Adam step size.
         temperature: logits are divided by it; smaller is sharper.
@@ -55,7 +59,7 @@ class RetrievalConfig:
     output_dim: int = 32
     hidden_layers: tuple[int, ...] = ()
     use_side_features: bool = False
-    epochs: int = 8
+    epochs: int = 0
     batch_size: int = 1024
     learning_rate: float = 0.003
     temperature: float = 0.1
@@ -67,10 +71,11 @@ class RetrievalConfig:
     validation_k: int = 100
 
     def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or self.epochs < 0:
+            raise InvalidInputError(f"epochs must be >= 0, got {self.epochs!r}")
         for name in (
             "embedding_dim",
             "output_dim",
-            "epochs",
             "batch_size",
             "learning_rate",
             "temperature",
@@ -87,15 +92,22 @@ class RetrievalConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ScoringConfig:
-    """The scoring (reranking) MLP: ``[u, v]`` from the trained towers -> rating.
+    """The scoring (reranking) MLP: ``[u, v]`` from the towers -> rating.
 
     Attributes:
         hidden_layers: ReLU layer widths; the output layer has one linear unit.
         features: the first layer's input; see
             :data:`two_stage_rec.rerankers.mlp.PairFeatures`.
+        fine_tune_towers: let the rating loss train the towers too (with
+            ``retrieval_weight`` times the retrieval loss kept in the objective
+            so the towers still retrieve); False trains the MLP alone on frozen
+            tower outputs, as the notebook's scoring model was.
+        retrieval_weight: weight of the in-batch softmax while fine-tuning.
+        tower_l2: L2 penalty on the tower outputs of a batch while fine-tuning.
         epochs: maximum passes over the training ratings.
         batch_size: ratings per step.
-        learning_rate: Adam step size.
+        learning_rate: Adam step size (the peak, with a cosine schedule).
+        learning_rate_schedule: ``"cosine"`` (decay to 5 % over ``epochs``) or ``"constant"``.
         l2: L2 penalty on the MLP weights.
         validation_fraction: share of training ratings held out for early
             stopping on RMSE; 0 trains all ``epochs``.
@@ -104,12 +116,16 @@ class ScoringConfig:
 
     hidden_layers: tuple[int, ...] = (64, 32)
     features: PairFeatures = "concat_product"
-    epochs: int = 30
+    fine_tune_towers: bool = True
+    retrieval_weight: float = 1.0
+    tower_l2: float = 0.05
+    epochs: int = 6
     batch_size: int = 1024
-    learning_rate: float = 0.002
+    learning_rate: float = 0.005
+    learning_rate_schedule: Literal["cosine", "constant"] = "cosine"
     l2: float = 0.0
     validation_fraction: float = 0.05
-    patience: int = 3
+    patience: int = 2
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "learning_rate", "patience"):
@@ -119,8 +135,13 @@ class ScoringConfig:
         _fraction("validation_fraction", self.validation_fraction)
         if self.features not in ("concat", "concat_product"):
             raise InvalidInputError(f"features must be 'concat' or 'concat_product', got {self.features!r}")
-        if self.l2 < 0:
-            raise InvalidInputError(f"l2 must be >= 0, got {self.l2}")
+        if self.learning_rate_schedule not in ("cosine", "constant"):
+            raise InvalidInputError(
+                f"learning_rate_schedule must be 'cosine' or 'constant', got {self.learning_rate_schedule!r}"
+            )
+        for name in ("l2", "tower_l2", "retrieval_weight"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +164,10 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for k in self.eval_k:
             _positive("eval_k", k)
+        if self.retrieval.epochs == 0 and not self.scoring.fine_tune_towers:
+            raise InvalidInputError(
+                "retrieval.epochs=0 leaves the towers untrained unless scoring.fine_tune_towers is True"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""

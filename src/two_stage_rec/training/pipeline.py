@@ -29,10 +29,13 @@ def train_models(
 ) -> TrainedModels:
     """Train the two towers and the scoring model, and measure them on ``test``.
 
-    Retrieval learns from every rating as a positive (user, item) pair; the
-    scoring MLP learns the rating values from ``[user_vector, item_vector]``
-    of the frozen towers. Each holds out ``validation_fraction`` of ``train``
-    to choose its epoch; ``test`` is only measured, never trained on.
+    Two stages. Retrieval: the towers learn from every rating as a positive
+    (user, item) pair with an in-batch softmax. Scoring: the MLP learns the
+    rating values from ``[user_vector, item_vector]``; by default the towers
+    are fine-tuned with it, the retrieval loss kept in the objective (see
+    :class:`ScoringConfig`). Each stage holds out ``validation_fraction`` of
+    ``train`` to choose its epoch; ``test`` is only measured, never trained
+    on, and the metrics are those of the final (exported) towers.
 
     Args:
         train: the training ratings (e.g. ``two_stage_rec.datasets.Ratings``).
@@ -62,7 +65,7 @@ def train_models(
     item_keys = vocabulary(train_log.items, items)
 
     from two_stage_rec.training._tf import seed_everything
-    from two_stage_rec.training.retrieval import train_retrieval
+    from two_stage_rec.training.retrieval import RetrievalRun, train_retrieval
     from two_stage_rec.training.scoring import train_scoring
     from two_stage_rec.training.towers import Tower
 
@@ -81,14 +84,27 @@ def train_models(
         features=feature_matrix(item_keys, item_features, "item") if use_features else None,
         name="item",
     )
-    fit_log, validation_log = train_log.split(config.retrieval.validation_fraction, rng)
-    retrieval = train_retrieval(
-        fit_log,
+    retrieval: RetrievalRun | None = None
+    if config.retrieval.epochs > 0:
+        fit_log, validation_log = train_log.split(config.retrieval.validation_fraction, rng)
+        retrieval = train_retrieval(
+            fit_log,
+            user_tower=user_tower,
+            item_tower=item_tower,
+            config=config.retrieval,
+            rng=rng,
+            validation=validation_log,
+            progress=progress,
+        )
+    fit_scoring, validation_scoring = train_log.split(config.scoring.validation_fraction, rng)
+    scoring = train_scoring(
+        fit_scoring,
         user_tower=user_tower,
         item_tower=item_tower,
-        config=config.retrieval,
+        config=config.scoring,
+        retrieval=config.retrieval,
         rng=rng,
-        validation=validation_log,
+        validation=validation_scoring,
         progress=progress,
     )
     user_table = user_tower.table()  # row 0: unknown key
@@ -96,17 +112,6 @@ def train_models(
 
     def pairs(log: Interactions) -> FloatMatrix:
         return np.concatenate([user_table[user_tower.rows(log.users)], item_table[item_tower.rows(log.items)]], axis=1)
-
-    fit_scoring, validation_scoring = train_log.split(config.scoring.validation_fraction, rng)
-    scoring = train_scoring(
-        pairs(fit_scoring),
-        fit_scoring.ratings,
-        user_dimension=user_table.shape[1],
-        config=config.scoring,
-        rng=rng,
-        validation=None if validation_scoring is None else (pairs(validation_scoring), validation_scoring.ratings),
-        progress=progress,
-    )
 
     started = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -124,7 +129,7 @@ def train_models(
         "train_ratings": len(train_log),
         "users": len(user_keys),
         "items": len(item_keys),
-        "retrieval_fit_ratings": len(fit_log),
+        "retrieval_fit_ratings": 0 if retrieval is None else retrieval.fit_ratings,
         "scoring_fit_ratings": len(fit_scoring),
     }
     if test_log is not None:
@@ -134,20 +139,20 @@ def train_models(
     report = TrainingReport(
         metrics={k: round(v, 6) for k, v in metrics.items()},
         epochs={
-            "retrieval": retrieval.epochs_run,
-            "retrieval_best": retrieval.best_epoch,
+            "retrieval": 0 if retrieval is None else retrieval.epochs_run,
+            "retrieval_best": 0 if retrieval is None else retrieval.best_epoch,
             "scoring": scoring.epochs_run,
             "scoring_best": scoring.best_epoch,
         },
         wall_time_s={
-            "retrieval": round(retrieval.wall_time_s, 3),
+            "retrieval": 0.0 if retrieval is None else round(retrieval.wall_time_s, 3),
             "scoring": round(scoring.wall_time_s, 3),
             "evaluation": round(time.perf_counter() - started, 3),
         },
         seed=config.seed,
         config=config.to_dict(),
         data=data,
-        history={"retrieval": retrieval.history, "scoring": scoring.history},
+        history={"retrieval": [] if retrieval is None else retrieval.history, "scoring": scoring.history},
     )
     return TrainedModels(
         user_keys=user_keys,

@@ -16,7 +16,7 @@ from two_stage_rec.training.metrics import factorized_top_k_accuracy
 from two_stage_rec.training.progress import EpochProgress
 from two_stage_rec.training.towers import Tower
 
-__all__ = ["RetrievalRun", "train_retrieval"]
+__all__ = ["RetrievalRun", "in_batch_softmax_loss", "log_item_frequency", "train_retrieval", "validation_accuracy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +29,39 @@ class RetrievalRun:
     best_epoch: int
     history: list[dict[str, float]]
     wall_time_s: float
+    fit_ratings: int
 
 
-def _log_item_frequency(item_rows: npt.NDArray[np.int64], n_rows: int) -> npt.NDArray[np.float32]:
+def log_item_frequency(item_rows: npt.NDArray[np.int64], n_rows: int) -> npt.NDArray[np.float32]:
     """log q(item) of sampling an item as a batch negative (items never seen count once)."""
     counts = np.bincount(item_rows, minlength=n_rows).astype(np.float64)
     log_q: npt.NDArray[np.float32] = np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
     return log_q
+
+
+def in_batch_softmax_loss(users: Any, items: Any, item_rows: Any, log_q: Any, config: RetrievalConfig) -> Any:
+    """Mean softmax cross-entropy of each row's own item against the batch's other items.
+
+    Args:
+        users, items: float32 tensors (b, d), row i a positive pair.
+        item_rows: int64 (b,) item rows (to find duplicates and their log q).
+        log_q: float32 (n_rows,) log sampling frequency per item row.
+        config: temperature, popularity correction, accidental hits, l2.
+    """
+    logits = tf.matmul(users, items, transpose_b=True) / config.temperature
+    if config.popularity_correction:
+        logits -= tf.gather(log_q, item_rows)[tf.newaxis, :]
+    size = tf.shape(item_rows)[0]
+    if config.remove_accidental_hits:
+        # Another row's positive may be this row's positive too: not a negative.
+        same = tf.equal(item_rows[:, tf.newaxis], item_rows[tf.newaxis, :])
+        same = tf.logical_and(same, tf.logical_not(tf.eye(size, dtype=tf.bool)))
+        logits = tf.where(same, tf.constant(-1e9, logits.dtype), logits)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(size), logits=logits))
+    if config.l2 > 0:
+        penalty = tf.reduce_sum(tf.square(users), axis=1) + tf.reduce_sum(tf.square(items), axis=1)
+        loss += config.l2 * tf.reduce_mean(penalty)
+    return loss
 
 
 def _make_step(user_tower: Tower, item_tower: Tower, config: RetrievalConfig, log_q: Any) -> Any:
@@ -48,19 +74,7 @@ def _make_step(user_tower: Tower, item_tower: Tower, config: RetrievalConfig, lo
         with tf.GradientTape() as tape:
             users = user_tower.from_rows(user_rows)
             items = item_tower.from_rows(item_rows)
-            logits = tf.matmul(users, items, transpose_b=True) / config.temperature
-            if config.popularity_correction:
-                logits -= tf.gather(log_q, item_rows)[tf.newaxis, :]
-            size = tf.shape(item_rows)[0]
-            if config.remove_accidental_hits:
-                # Another row's positive may be this row's positive too: not a negative.
-                same = tf.equal(item_rows[:, tf.newaxis], item_rows[tf.newaxis, :])
-                same = tf.logical_and(same, tf.logical_not(tf.eye(size, dtype=tf.bool)))
-                logits = tf.where(same, tf.constant(-1e9, logits.dtype), logits)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(size), logits=logits))
-            if config.l2 > 0:
-                penalty = tf.reduce_sum(tf.square(users), axis=1) + tf.reduce_sum(tf.square(items), axis=1)
-                loss += config.l2 * tf.reduce_mean(penalty)
+            loss = in_batch_softmax_loss(users, items, item_rows, log_q, config)
         gradients = tape.gradient(loss, variables)
         optimizer.apply(gradients, variables)
         return loss
@@ -103,7 +117,7 @@ def train_retrieval(
     started = time.perf_counter()
     user_rows = user_tower.rows(train.users)
     item_rows = item_tower.rows(train.items)
-    log_q = tf.constant(_log_item_frequency(item_rows, len(item_tower.vocabulary) + 1))
+    log_q = tf.constant(log_item_frequency(item_rows, len(item_tower.vocabulary) + 1))
     step = _make_step(user_tower, item_tower, config, log_q)
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_weights = -1.0, 0, None
@@ -139,4 +153,5 @@ def train_retrieval(
         best_epoch=best_epoch,
         history=history,
         wall_time_s=time.perf_counter() - started,
+        fit_ratings=len(train),
     )
