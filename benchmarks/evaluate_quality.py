@@ -151,6 +151,19 @@ def run_protocol(protocol: str, setup: str, *, resamples: int) -> dict[str, Any]
     }
 
 
+def git_state() -> dict[str, Any]:
+    """The commit the numbers were measured on, and whether the tree had uncommitted changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": git("status", "--porcelain", "src") != ""}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
@@ -176,6 +189,7 @@ def main() -> None:
         {
             "benchmark": "evaluate_quality",
             "command": COMMAND,
+            "git": git_state(),
             "machine": facts,
             "settings": {
                 "k": 10,

@@ -1,6 +1,6 @@
 """``two-stage-rec demo``: the notebook, end to end, for one user.
 
-Trains the models on first use (about 20 s on a laptop; cached in ``--models``),
+Trains the models on first use (about a minute; cached in ``--models``),
 puts every movie's vector in a vector index, and shows a user's top movies
 ranked by retrieval alone and after reranking, next to the movies they rated.
 """
@@ -189,7 +189,7 @@ def run_demo(
         reranker=models.reranker,
     )
     movies = list(data.movies)
-    recommender.index_items([m.id_str for m in movies], metadata=[m.metadata() for m in movies], progress=progress)
+    recommender.index_items([m.id_str for m in movies], metadata=[m.metadata() for m in movies])
     if store == "pinecone":
         _wait_for_pinecone(vector_store, len(movies))
 
@@ -432,7 +432,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2)
         try:
             if not (models.is_dir() and not _missing(models)):
-                err.print(f"No models in {models}/ yet: training them now (about 20-60 s, once).")
+                err.print(
+                    f"No models in {models}/ yet: training them now "
+                    "(about a minute on a laptop, once; TensorFlow prints some log lines)."
+                )
             result = run_demo(
                 user,
                 models_dir=models,
