@@ -33,8 +33,10 @@ __all__ = [
     "UserRecommendations",
     "MAX_BATCH_USERS",
     "MAX_CANDIDATES",
+    "MAX_ID_LENGTH",
     "MAX_K",
     "DEFAULT_CANDIDATES",
+    "json_safe",
 ]
 
 MAX_K = 1000
