@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -408,6 +409,19 @@ def test_real_uvicorn_server_answers_over_loopback(recommender: Recommender) -> 
     assert leftover == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base_url}/healthz", timeout=1.0)
+
+
+def test_concurrent_requests_get_the_same_answers_as_sequential_ones(recommender: Recommender) -> None:
+    """Endpoints run in a thread pool: concurrent requests must not mix up their results."""
+    expected = {u: [r.item_id for r in recommender.recommend(u, k=4)] for u in (f"u{i}" for i in range(N_USERS))}
+    with serve_in_thread(create_app(recommender)) as base_url, httpx.Client(base_url=base_url, timeout=10.0) as http:
+
+        def fetch(user: str) -> tuple[str, list[str]]:
+            return user, _ids(http.get(f"/recommendations/{user}", params={"k": 4}).raise_for_status().json()["items"])
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(fetch, [f"u{i % N_USERS}" for i in range(60)]))
+    assert all(ids == expected[user] for user, ids in answers)
 
 
 # ------------------------------------------------------------- dependencies
