@@ -84,7 +84,7 @@ def serve(
 
     from two_stage_rec.pipeline import build_recommender
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         from two_stage_rec.serving import create_app, run
 
