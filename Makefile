@@ -3,10 +3,12 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-# Use the workplace's local copy of MovieLens-100K when it exists; otherwise
-# the library downloads the official zip (and verifies it) on first use.
-LOCAL_DATA := $(abspath ../shared/data/ml-100k)
-ifneq ($(wildcard $(LOCAL_DATA)/u.data),)
+# Use a local copy of MovieLens-100K when one exists (this workplace keeps one
+# beside the project); otherwise the library downloads the official zip from
+# GroupLens and verifies it on first use. An explicit TWO_STAGE_REC_DATA wins.
+LOCAL_DATA := $(firstword $(foreach dir,$(abspath ../shared/data/ml-100k) /work/shared/data/ml-100k,\
+	$(if $(wildcard $(dir)/u.data),$(dir))))
+ifneq ($(LOCAL_DATA),)
 export TWO_STAGE_REC_DATA ?= $(LOCAL_DATA)
 endif
 USER_ID ?= 55
