@@ -373,6 +373,8 @@ class FaissVectorStore:
         elif self._kind == "ivf":
             assert self._ivf is not None
             params = faiss.SearchParametersIVF(nprobe=self._ivf.nprobe)
+        elif selector is None:
+            return None  # a flat index needs no parameters; skips building a SWIG object per query
         else:
             params = faiss.SearchParameters()
         if selector is not None:
