@@ -139,3 +139,23 @@ def test_pinecone_without_configuration_fails_clearly(
         app, ["demo", "--models", str(models), "--store", "pinecone", "--data-dir", str(movielens_dir)]
     )
     assert result.exit_code == 1 and "PINECONE_API_KEY" in result.output
+
+
+@pytest.mark.integration
+def test_demo_on_pinecone_gives_the_same_top_movies_as_faiss(
+    movielens_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pinecone", reason="the pinecone extra is not installed")
+    from two_stage_rec.testing.pinecone_server import PineconeTestServer
+
+    models = write_synthetic_models(tmp_path / "models")
+    kwargs = {"models_dir": models, "data_dir": movielens_dir, "progress": False}
+    with PineconeTestServer(api_key="pcsk_demo-test-key") as server:
+        monkeypatch.setenv("PINECONE_API_KEY", "pcsk_demo-test-key")
+        monkeypatch.setenv("PINECONE_CONTROLLER_HOST", server.url)
+        on_pinecone = run_demo("55", store="pinecone", pinecone_index="demo-movies", **kwargs)  # type: ignore[arg-type]
+    on_faiss = run_demo("55", store="faiss", **kwargs)  # type: ignore[arg-type]
+    assert "PineconeVectorStore" in on_pinecone.store and "pcsk_demo-test-key" not in on_pinecone.store
+    for column in ("retrieval", "reranked", "blended"):
+        ids = [r.item_id for r in getattr(on_pinecone, column)]
+        assert ids == [r.item_id for r in getattr(on_faiss, column)], column

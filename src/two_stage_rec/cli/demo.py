@@ -182,47 +182,57 @@ def run_demo(
     vector_store = build_store(
         store, dimension=models.item_embedder.dimension, pinecone_index=pinecone_index, pinecone_host=pinecone_host
     )
-    recommender = Recommender(
-        user_embedder=models.user_embedder,
-        item_embedder=models.item_embedder,
-        store=vector_store,
-        reranker=models.reranker,
-    )
-    movies = list(data.movies)
-    recommender.index_items([m.id_str for m in movies], metadata=[m.metadata() for m in movies])
-    if store == "pinecone":
-        _wait_for_pinecone(vector_store, len(movies))
+    try:
+        recommender = Recommender(
+            user_embedder=models.user_embedder,
+            item_embedder=models.item_embedder,
+            store=vector_store,
+            reranker=models.reranker,
+        )
+        movies = list(data.movies)
+        recommender.index_items([m.id_str for m in movies], metadata=[m.metadata() for m in movies])
+        if store == "pinecone":
+            _wait_for_pinecone(vector_store, len(movies))
 
-    rated = data.ratings.for_user(user_id) if user_id.isdigit() else data.ratings.take(slice(0, 0))
-    profile = sorted(
-        (
-            RatedMovie(str(item), data.movies[int(item)].title, float(rating))
-            for item, rating in zip(rated.item_ids.tolist(), rated.ratings.tolist(), strict=True)
-        ),
-        key=lambda movie: (-movie.rating, movie.title),
-    )
-    exclude = set() if include_seen else {movie.movie_id for movie in profile}
-    retrieval, reranked = (
-        recommender.recommend(user_id, k=k, candidates=candidates, exclude=exclude, rerank=rerank)
-        for rerank in (False, True)
-    )
-    blended = None
-    if (models_dir / BLEND_FILE).is_file():
-        blend = BlendReranker.load(models_dir / BLEND_FILE, rating_model=models.reranker)
-        blender = Recommender(user_embedder=models.user_embedder, store=vector_store, reranker=blend)
-        blended = blender.recommend(user_id, k=k, candidates=candidates, exclude=exclude)
-    return DemoResult(
-        user_id=user_id,
-        profile=profile,
-        retrieval=retrieval,
-        reranked=reranked,
-        blended=blended,
-        candidates=candidates,
-        store=repr(vector_store),
-        models=models_dir,
-        excluded_seen=not include_seen,
-        trained_now=trained_now,
-    )
+        rated = data.ratings.for_user(user_id) if user_id.isdigit() else data.ratings.take(slice(0, 0))
+        profile = sorted(
+            (
+                RatedMovie(str(item), data.movies[int(item)].title, float(rating))
+                for item, rating in zip(rated.item_ids.tolist(), rated.ratings.tolist(), strict=True)
+            ),
+            key=lambda movie: (-movie.rating, movie.title),
+        )
+        exclude = set() if include_seen else {movie.movie_id for movie in profile}
+        retrieval, reranked = (
+            recommender.recommend(user_id, k=k, candidates=candidates, exclude=exclude, rerank=rerank)
+            for rerank in (False, True)
+        )
+        blended = None
+        if (models_dir / BLEND_FILE).is_file():
+            blend = BlendReranker.load(models_dir / BLEND_FILE, rating_model=models.reranker)
+            blender = Recommender(user_embedder=models.user_embedder, store=vector_store, reranker=blend)
+            blended = blender.recommend(user_id, k=k, candidates=candidates, exclude=exclude)
+        return DemoResult(
+            user_id=user_id,
+            profile=profile,
+            retrieval=retrieval,
+            reranked=reranked,
+            blended=blended,
+            candidates=candidates,
+            store=repr(vector_store),
+            models=models_dir,
+            excluded_seen=not include_seen,
+            trained_now=trained_now,
+        )
+    finally:
+        _close(vector_store)
+
+
+def _close(store: VectorStore) -> None:
+    """Release a store's connections (Pinecone keeps an HTTP pool); local stores have nothing to close."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 def _wait_for_pinecone(store: VectorStore, count: int) -> None:
