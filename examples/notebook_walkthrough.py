@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from two_stage_rec import Recommender
+from two_stage_rec import Recommender, Reranker
 from two_stage_rec.artifacts import load_models, missing_artifacts
 from two_stage_rec.datasets import MovieLens100K, Ratings, movielens_100k, random_split, seen_items_by_user
 from two_stage_rec.evaluation import evaluate
+from two_stage_rec.rerankers.blend import BLEND_FILE, BlendReranker
 from two_stage_rec.stores.faiss import FaissVectorStore
 
 
@@ -90,6 +91,11 @@ for user in args.users:
         print(f"  {a.metadata['title']!s:<40} {a.score:6.2f}  {b.metadata['title']!s:<40} {b.score:4.2f}")
 
 # 6. Does reranking help? Measure it over all users on the held-out 20%.
-result = evaluate(recommender, train, test, k=10, candidates=50, n_resamples=2000)
+#    Models made by `two-stage-rec demo` also hold a blend reranker (retrieval score + predicted
+#    rating + item prior, fitted on held-out training ratings); it is measured too when present.
+rerankers: dict[str, Reranker] = {"reranked": models.reranker}
+if (args.models / BLEND_FILE).is_file():
+    rerankers["blend"] = BlendReranker.load(args.models / BLEND_FILE, rating_model=models.reranker)
+result = evaluate(recommender, train, test, k=10, candidates=50, rerankers=rerankers, n_resamples=2000)
 print()
 print(result.to_markdown())

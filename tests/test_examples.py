@@ -52,6 +52,7 @@ def test_walkthrough_with_existing_models(movielens_dir: Path, tmp_path: Path) -
     assert "Using the models in" in out and "indexed 1682 movies" in out
     assert "User 42 rated 183 movies" in out and "User 55 rated 21 movies" in out
     assert "| retrieval |" in out and "| reranked |" in out and "| most_popular |" in out
+    assert "| blend |" in out  # the synthetic models directory holds a blend reranker
 
 
 @pytest.mark.integration
