@@ -4,8 +4,9 @@ The fenced ``python`` blocks are read from README.md itself, so an edit that
 breaks an example breaks this test. The first block needs only synthetic
 vectors (and FAISS). The second serves trained models on the MovieLens
 catalogue: it runs, unchanged, in a folder whose ``models/`` was written by a
-deliberately tiny training on the real ML-100K ratings (one epoch each, small
-towers; the example needs a valid models directory, not good models).
+deliberately tiny training on the real ML-100K ratings (the session fixture
+``tiny_movielens_models``: the example needs a valid models directory, not
+good models).
 """
 
 from __future__ import annotations
@@ -47,22 +48,17 @@ def test_synthetic_vectors_example_runs(capsys: pytest.CaptureFixture[str]) -> N
 
 @pytest.mark.integration
 def test_trained_models_example_runs(
-    movielens_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_movielens_models: Path,
+    movielens_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    pytest.importorskip("tensorflow", reason="training the example's models needs the 'tensorflow' extra")
     pytest.importorskip("faiss", reason="the README example uses store='faiss' (extra: faiss)")
     from two_stage_rec.datasets import movielens_100k, seen_items_by_user
-    from two_stage_rec.training import RetrievalConfig, ScoringConfig, TrainingConfig, train_models
 
     data = movielens_100k(movielens_dir)
-    tiny = TrainingConfig(
-        retrieval=RetrievalConfig(embedding_dim=8, output_dim=8, epochs=1, validation_fraction=0.0),
-        scoring=ScoringConfig(hidden_layers=(8,), epochs=1, validation_fraction=0.0),
-        eval_k=(10,),
-    )
-    models = train_models(data.ratings, items=data.movies.ids_str(), config=tiny, progress=False)
-    models.save(tmp_path / "models", saved_models=False)  # the example's default backend reads the numpy files
-
+    (tmp_path / "models").symlink_to(tiny_movielens_models, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TWO_STAGE_REC_DATA", str(movielens_dir))
     run_example(readme_examples()[1])

@@ -43,7 +43,8 @@ def in_batch_softmax_loss(users: Any, items: Any, item_rows: Any, log_q: Any, co
     """Mean softmax cross-entropy of each row's own item against the batch's other items.
 
     Args:
-        users, items: float32 tensors (b, d), row i a positive pair.
+        users: float32 tensor (b, d) of user vectors; row i with ``items`` row i is a positive pair.
+        items: float32 tensor (b, d) of item vectors.
         item_rows: int64 (b,) item rows (to find duplicates and their log q).
         log_q: float32 (n_rows,) log sampling frequency per item row.
         config: temperature, popularity correction, accidental hits, l2.

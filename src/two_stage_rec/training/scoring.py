@@ -152,8 +152,9 @@ def train_scoring(
 
     Args:
         train: ratings to learn from.
-        user_tower, item_tower: trained (or fresh) towers; updated in place
+        user_tower: the trained (or fresh) user tower; updated in place
             when ``config.fine_tune_towers``.
+        item_tower: the item tower, likewise.
         config: layers and optimisation settings.
         retrieval: the retrieval loss's settings (used when fine-tuning).
         rng: drives the batch order.
