@@ -309,23 +309,39 @@ class Recommender:
         result = self.store.query(
             user_vectors, top_k, filter=filter, include_values=use_reranker, include_metadata=True
         )
-        columns = _candidate_columns(result, excluded, candidates)  # (n, C), -1 pads
-        valid = columns >= 0
-        safe = np.where(valid, columns, 0)
-        retrieval = np.where(valid, np.take_along_axis(result.scores, safe, axis=1), -np.inf)
+        n = len(excluded)
+        width = min(int(result.counts.max(initial=0)), candidates)
+        if not any(excluded) and int(result.counts.min(initial=width)) >= width:
+            # The common case (nothing excluded, every row holds `width` matches): each
+            # row keeps its first `width` columns, so slices replace the gathers below.
+            columns = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width))
+            retrieval = result.scores[:, :width]
+            pair_index = None
+        else:
+            columns = _candidate_columns(result, excluded, candidates)  # (n, C), -1 pads
+            valid = columns >= 0
+            safe = np.where(valid, columns, 0)
+            retrieval = np.where(valid, np.take_along_axis(result.scores, safe, axis=1), -np.inf)
+            pair_index = np.nonzero(valid)
         if use_reranker:
             assert self.reranker is not None and result.values is not None
-            pair_rows, pair_cols = np.nonzero(valid)
-            item_vectors = result.values[pair_rows, columns[pair_rows, pair_cols]]
-            pair_scores = np.asarray(
-                self.reranker.score(user_vectors[pair_rows], item_vectors), dtype=np.float32
-            ).reshape(-1)
-            if pair_scores.shape[0] != pair_rows.shape[0]:
+            if pair_index is None:
+                pair_users = np.repeat(user_vectors, width, axis=0)
+                item_vectors = result.values[:, :width].reshape(n * width, result.values.shape[2])
+            else:
+                pair_rows, pair_cols = pair_index
+                pair_users = user_vectors[pair_rows]
+                item_vectors = result.values[pair_rows, columns[pair_rows, pair_cols]]
+            pair_scores = np.asarray(self.reranker.score(pair_users, item_vectors), dtype=np.float32).reshape(-1)
+            if pair_scores.shape[0] != pair_users.shape[0]:
                 raise InvalidInputError(
-                    f"reranker returned {pair_scores.shape[0]} scores for {pair_rows.shape[0]} pairs"
+                    f"reranker returned {pair_scores.shape[0]} scores for {pair_users.shape[0]} pairs"
                 )
-            final = np.full(columns.shape, -np.inf, dtype=np.float32)
-            final[pair_rows, pair_cols] = pair_scores
+            if pair_index is None:
+                final = pair_scores.reshape(n, width)
+            else:
+                final = np.full(columns.shape, -np.inf, dtype=np.float32)
+                final[pair_index] = pair_scores
             # Stable sort keeps retrieval order among equal rerank scores.
             order = np.argsort(-final, axis=1, kind="stable")[:, :k]
         else:
@@ -336,7 +352,7 @@ class Recommender:
         ranked: list[list[Recommendation]] = []
         # Python lists, converted once: indexing numpy arrays element by element
         # (numpy scalars, then float()/str()) cost more than the rest of this method.
-        final_rows = cast(list[list[float]], final.tolist())
+        final_rows: list[list[float]] = final.tolist()
         retrieval_rows = cast(list[list[float]], retrieval.tolist())
         per_row = zip(
             order.tolist(),

@@ -654,6 +654,8 @@ class FaissVectorStore:
         labels = labels.astype(np.int64, copy=False)
         found = labels >= 0
         scores = (-distances if self._metric == "euclidean" else distances).astype(np.float32, copy=False)
+        if found.all():  # the usual case: every row full, nothing to pad or fall back on
+            return labels, scores
         scores = np.where(found, scores, -np.inf).astype(np.float32, copy=False)
         short = np.flatnonzero(found.sum(axis=1) < width)
         if short.size:
@@ -679,15 +681,21 @@ class FaissVectorStore:
         include_metadata: bool,
     ) -> QueryResult:
         padding = labels < 0
-        counts = (~padding).sum(axis=1).astype(np.int64)
+        padded = bool(padding.any())  # usually not: then the pad fixes below are skipped
+        if padded:
+            counts = (~padding).sum(axis=1).astype(np.int64)
+        else:
+            counts = np.full(labels.shape[0], labels.shape[1], dtype=np.int64)
         # Gather with pads pointed at slot 0, then overwrite them: no copy of the whole table per query.
-        rows = np.where(padding, 0, labels)
+        rows = np.where(padding, 0, labels) if padded else labels
         ids = np.take(self._slot_ids, rows)
-        ids[padding] = ""
+        if padded:
+            ids[padding] = ""
         values = None
         if include_values:
             values = np.take(self._vectors, rows, axis=0)
-            values[padding] = np.nan
+            if padded:
+                values[padding] = np.nan
         metadata = None
         if include_metadata:
             # map() runs the per-item loop in C (943 users x 787 over-fetched candidates:
