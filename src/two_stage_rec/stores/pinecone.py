@@ -66,7 +66,7 @@ from two_stage_rec.errors import (
 from two_stage_rec.filters import compile_filter
 from two_stage_rec.stores.memory import check_store_config
 from two_stage_rec.stores.retry import RetryPolicy, Transient, call_with_retry
-from two_stage_rec.types import FetchResult, FloatMatrix, FloatVector, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import FetchResult, Filter, FloatMatrix, FloatVector, Metadata, Metric, QueryResult, StoreStats
 from two_stage_rec.validation import as_query_matrix, check_ids, check_top_k, check_upsert
 
 __all__ = [
@@ -625,7 +625,7 @@ class PineconeVectorStore:
         vectors: npt.ArrayLike,
         top_k: int,
         *,
-        filter: Metadata | None = None,
+        filter: Filter | None = None,
         include_values: bool = False,
         include_metadata: bool = False,
     ) -> QueryResult:
@@ -688,7 +688,7 @@ class PineconeVectorStore:
         return self._query_result(responses, include_values, include_metadata)
 
     @staticmethod
-    def _check_filter(filter: Metadata | None) -> dict[str, Any] | None:
+    def _check_filter(filter: Filter | None) -> dict[str, Any] | None:
         if filter is None:
             return None
         if not isinstance(filter, Mapping):
