@@ -49,10 +49,28 @@ def machine(**libraries: str) -> dict[str, Any]:
         "faiss": faiss.__version__,
         "faiss_omp_threads": faiss.omp_get_max_threads(),
         **libraries,
+        "git_commit": git_commit(),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "note": "cores shared with other processes: quote medians and ratios from one run",
     }
     return facts
+
+
+def git_commit() -> str | None:
+    """The commit measured (``+dirty`` when the library's sources have uncommitted changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}+dirty" if dirty else head
 
 
 def _memory_gib() -> float | None:
