@@ -11,10 +11,11 @@ Two protocols, as in the project's issue 3:
   References: TFRS ranking tutorial ~1.10; GC-MC 0.910; GLocal-K 0.889;
   predicting each item's train mean is computed here as a baseline.
 
-Each protocol trains the default :class:`TrainingConfig` once per seed, and two
-ablations once: ``frozen`` (the notebook's setup: retrieval-only towers, then
-an MLP on their frozen outputs) and ``pretrain`` (retrieval-only epochs before
-the joint stage). Wall times are per training (both stages + evaluation) on a
+Each protocol trains the default :class:`TrainingConfig` once per seed, and
+three variants once (first seed): ``side_features`` (user age/gender/occupation,
+movie genres/decade added to the towers), ``frozen`` (the notebook's setup:
+retrieval-only towers, then an MLP on their frozen outputs) and ``pretrain``
+(retrieval-only epochs before the joint stage). Wall times are per training (both stages + evaluation) on a
 2-core machine shared with other processes; the load average is recorded.
 
 Usage::
@@ -48,6 +49,7 @@ from two_stage_rec.training import (
     rmse,
     train_models,
 )
+from two_stage_rec.training.features import movielens_side_features
 
 RESULT = RESULTS_DIR / "train_quality.json"
 GOALS = {"random/top_100_accuracy": ">= 0.30", "u1/rmse": "<= 0.93 (stretch <= 0.90)", "wall_time_s": "<= 60"}
@@ -63,6 +65,7 @@ REFERENCES = {
 def ablations(seed: int) -> dict[str, TrainingConfig]:
     default = TrainingConfig(seed=seed)
     return {
+        "side_features": TrainingConfig(retrieval=replace(default.retrieval, use_side_features=True), seed=seed),
         "frozen": TrainingConfig(
             retrieval=replace(default.retrieval, epochs=8),
             scoring=replace(default.scoring, fine_tune_towers=False, epochs=30, patience=3),
@@ -90,11 +93,18 @@ def item_mean_rmse(train: Ratings, test: Ratings) -> float:
 
 
 def run(
-    name: str, variant: str, config: TrainingConfig, train: Ratings, test: Ratings, items: list[str]
+    name: str,
+    variant: str,
+    config: TrainingConfig,
+    train: Ratings,
+    test: Ratings,
+    items: list[str],
+    features: dict[str, Any],
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    models = train_models(train, test=test, items=items, config=config, progress=False)
+    side = features if config.retrieval.use_side_features else {}
+    models = train_models(train, test=test, items=items, config=config, progress=False, **side)
     wall = time.perf_counter() - started
     report = models.report
     row = {
@@ -130,6 +140,8 @@ def main() -> None:
     facts = machine(tensorflow=tf.__version__)
     data = movielens_100k(args.data_dir, progress=False)
     items = data.movies.ids_str()
+    user_features, item_features = movielens_side_features(data)
+    features = {"user_features": user_features, "item_features": item_features}
     splits = {
         "random": random_split(data.ratings, 0.2, seed=42),
         "u1": canonical_split("u1", data.path, progress=False),
@@ -141,10 +153,10 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     for name, (train, test) in splits.items():
         for seed in args.seeds:
-            runs.append(run(name, "default", TrainingConfig(seed=seed), train, test, items))
+            runs.append(run(name, "default", TrainingConfig(seed=seed), train, test, items, features))
         if not args.no_ablations:
             for variant, config in ablations(args.seeds[0]).items():
-                runs.append(run(name, variant, config, train, test, items))
+                runs.append(run(name, variant, config, train, test, items, features))
 
     summary: dict[str, Any] = {}
     for name in splits:

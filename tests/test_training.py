@@ -214,6 +214,7 @@ def test_bad_input_is_rejected_before_training() -> None:
         lambda: RetrievalConfig(batch_size=0),
         lambda: RetrievalConfig(epochs=-1),
         lambda: ScoringConfig(retrieval_weight=-1.0),
+        lambda: ScoringConfig(dropout=1.0),
         lambda: ScoringConfig(learning_rate_schedule="step"),  # type: ignore[arg-type]
         lambda: RetrievalConfig(temperature=-1.0),
         lambda: RetrievalConfig(validation_fraction=1.0),

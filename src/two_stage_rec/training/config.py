@@ -109,6 +109,8 @@ class ScoringConfig:
         learning_rate: Adam step size (the peak, with a cosine schedule).
         learning_rate_schedule: ``"cosine"`` (decay to 5 % over ``epochs``) or ``"constant"``.
         l2: L2 penalty on the MLP weights.
+        dropout: dropout rate after each hidden layer while training (the
+            exported model, an inference model, has none).
         validation_fraction: share of training ratings held out for early
             stopping on RMSE; 0 trains all ``epochs``.
         patience: epochs without improvement before stopping (best weights kept).
@@ -118,12 +120,13 @@ class ScoringConfig:
     features: PairFeatures = "concat_product"
     fine_tune_towers: bool = True
     retrieval_weight: float = 1.0
-    tower_l2: float = 0.05
+    tower_l2: float = 0.5
     epochs: int = 6
     batch_size: int = 1024
     learning_rate: float = 0.005
     learning_rate_schedule: Literal["cosine", "constant"] = "cosine"
     l2: float = 0.0
+    dropout: float = 0.0
     validation_fraction: float = 0.05
     patience: int = 2
 
@@ -139,6 +142,7 @@ class ScoringConfig:
             raise InvalidInputError(
                 f"learning_rate_schedule must be 'cosine' or 'constant', got {self.learning_rate_schedule!r}"
             )
+        _fraction("dropout", self.dropout)
         for name in ("l2", "tower_l2", "retrieval_weight"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -47,6 +47,8 @@ class _MLP:
     def __init__(self, user_dimension: int, item_dimension: int, config: ScoringConfig, mean_rating: float) -> None:
         self.user_dimension = user_dimension
         self.product = config.features == "concat_product"
+        self.dropout = config.dropout
+        self._dropout = keras.layers.Dropout(config.dropout, name="scoring_dropout")
         self.layers = [
             keras.layers.Dense(width, activation="relu", name=f"scoring_hidden_{i}")
             for i, width in enumerate(config.hidden_layers)
@@ -57,14 +59,17 @@ class _MLP:
         )
         self(tf.zeros([1, user_dimension + item_dimension]))
 
-    def __call__(self, pairs: Any) -> Any:
-        """Predicted ratings, float32 (n,), for pairs (n, d_user + d_item)."""
+    def __call__(self, pairs: Any, *, training: bool = False) -> Any:
+        """Predicted ratings, float32 (n,), for pairs (n, d_user + d_item); ``training``
+        applies dropout after each hidden layer (the export has none: inference)."""
         x = pairs
         if self.product:
             x = tf.concat([x, x[:, : self.user_dimension] * x[:, self.user_dimension :]], axis=1)
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             x = layer(x)
-        return x[:, 0]
+            if training and self.dropout > 0:
+                x = self._dropout(x, training=True)
+        return self.layers[-1](x)[:, 0]
 
     @property
     def trainable_variables(self) -> list[Any]:
@@ -122,7 +127,8 @@ def _make_step(
             items = item_tower.from_rows(item_rows)
             if not config.fine_tune_towers:
                 users, items = tf.stop_gradient(users), tf.stop_gradient(items)
-            loss = tf.reduce_mean(tf.square(model(tf.concat([users, items], axis=1)) - ratings))
+            predicted = model(tf.concat([users, items], axis=1), training=True)
+            loss = tf.reduce_mean(tf.square(predicted - ratings))
             if config.fine_tune_towers and config.retrieval_weight > 0:
                 loss += config.retrieval_weight * in_batch_softmax_loss(users, items, item_rows, log_q, retrieval)
             if config.fine_tune_towers and config.tower_l2 > 0:
