@@ -314,7 +314,7 @@ class Recommender:
         if not any(excluded) and int(result.counts.min(initial=width)) >= width:
             # The common case (nothing excluded, every row holds `width` matches): each
             # row keeps its first `width` columns, so slices replace the gathers below.
-            columns = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width))
+            columns = np.repeat(np.arange(width, dtype=np.int64)[None, :], n, axis=0)
             retrieval = result.scores[:, :width]
             pair_index = None
         else:
@@ -346,7 +346,7 @@ class Recommender:
             order = np.argsort(-final, axis=1, kind="stable")[:, :k]
         else:
             final = retrieval
-            order = np.broadcast_to(np.arange(min(k, columns.shape[1])), (columns.shape[0], min(k, columns.shape[1])))
+            order = np.repeat(np.arange(min(k, columns.shape[1]))[None, :], columns.shape[0], axis=0)
         source: Source = "reranked" if use_reranker else "retrieval"
         assert result.metadata is not None
         ranked: list[list[Recommendation]] = []

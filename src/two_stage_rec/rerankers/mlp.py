@@ -142,7 +142,10 @@ class MLPReranker:
             raise DimensionMismatchError(self._item_dimension, items.shape[-1], "item vectors")
         if users.shape[0] != items.shape[0]:
             raise InvalidInputError(f"got {users.shape[0]} user vectors for {items.shape[0]} item vectors")
-        return self.forward(np.concatenate([users, items], axis=1))
+        if self._features == "concat_product":
+            # The first layer's input in one concatenation (via forward() it took two).
+            return self._layers(np.concatenate([users, items, users * items], axis=1))
+        return self._layers(np.concatenate([users, items], axis=1))
 
     def forward(self, pairs: FloatMatrix) -> FloatVector:
         """Score concatenated pairs ``[u, v]`` (n, d_user + d_item), as the notebook's
@@ -152,9 +155,14 @@ class MLPReranker:
             raise DimensionMismatchError(self._user_dimension + self._item_dimension, x.shape[-1], "pairs")
         if self._features == "concat_product":
             x = np.concatenate([x, x[:, : self._user_dimension] * x[:, self._user_dimension :]], axis=1)
+        return self._layers(x)
+
+    def _layers(self, x: FloatMatrix) -> FloatVector:
+        """The MLP on first-layer inputs (n, features); float32 (n,)."""
         last = len(self._weights) - 1
         for index, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
-            x = x @ w + b
+            x = x @ w
+            x += b  # in place: one temporary per layer fewer than `x @ w + b`
             if index < last:
                 np.maximum(x, 0.0, out=x)
         return cast(FloatVector, x[:, 0].astype(np.float32, copy=False))
