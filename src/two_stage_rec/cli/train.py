@@ -48,6 +48,10 @@ def train(
         int,
         typer.Option("--retrieval-epochs", min=0, help="Retrieval-only epochs before the joint stage (default none)."),
     ] = 0,
+    dropout: Annotated[
+        float,
+        typer.Option("--dropout", min=0.0, max=0.9, help="Dropout after each hidden layer of the scoring MLP."),
+    ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the split, the initialisation and the batches.")] = 42,
     side_features: Annotated[
         bool,
@@ -91,7 +95,7 @@ def train(
         defaults = TrainingConfig()
         config = TrainingConfig(
             retrieval=replace(defaults.retrieval, epochs=retrieval_epochs, use_side_features=side_features),
-            scoring=replace(defaults.scoring, epochs=epochs),
+            scoring=replace(defaults.scoring, epochs=epochs, dropout=dropout),
             seed=seed,
         )
         user_features, item_features = movielens_side_features(data) if side_features else (None, None)
