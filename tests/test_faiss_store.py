@@ -429,3 +429,11 @@ def test_a_failed_automatic_training_says_the_batch_was_written(monkeypatch: pyt
         store.upsert(ids, vectors)
     assert len(store) == 200 and not store.is_trained
     assert store.query(vectors[:2], top_k=5).counts.tolist() == [5, 5]
+
+
+def test_ivf_default_probes_are_twenty_or_every_cell() -> None:
+    # Measured default (docs/benchmarks.md): 20 probes with nlist=100; a small
+    # nlist probes every cell rather than raising.
+    assert IvfParams().probes == 20
+    assert IvfParams(nlist=8).probes == 8
+    assert IvfParams(nlist=100, nprobe=5).probes == 5

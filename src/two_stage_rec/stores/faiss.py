@@ -121,6 +121,9 @@ class IvfParams:
     Attributes:
         nlist: number of k-means cells (inverted lists).
         nprobe: cells searched per query; more is better recall, slower.
+            ``None`` means ``min(20, nlist)``: on clustered data at 100k
+            items, ``nlist=100`` with 20 probes measured recall@50 0.993 at
+            0.31 ms against 0.971 at 0.21 ms with 10 (docs/benchmarks.md).
         min_train_size: vectors the store must hold before the index is
             trained; until then queries are exact. ``None`` means
             ``39 * nlist``, below which FAISS's k-means warns of poor centroids.
@@ -130,19 +133,26 @@ class IvfParams:
     """
 
     nlist: int = 100
-    nprobe: int = 10
+    nprobe: int | None = None
     min_train_size: int | None = None
     max_train_size: int | None = None
 
     def __post_init__(self) -> None:
         nlist = _positive_int("IvfParams.nlist", self.nlist)
-        nprobe = _positive_int("IvfParams.nprobe", self.nprobe)
+        nprobe = self.probes
         if nprobe > nlist:
             raise InvalidInputError(f"IvfParams.nprobe={nprobe} exceeds nlist={nlist}")
         for name in ("min_train_size", "max_train_size"):
             value = getattr(self, name)
             if value is not None and _positive_int(f"IvfParams.{name}", value) < nlist:
                 raise InvalidInputError(f"IvfParams.{name}={value} is below nlist={nlist}; k-means needs more")
+
+    @property
+    def probes(self) -> int:
+        """Cells searched per query: ``nprobe``, or ``min(20, nlist)`` when it is None."""
+        if self.nprobe is None:
+            return min(20, self.nlist)
+        return _positive_int("IvfParams.nprobe", self.nprobe)
 
     @property
     def train_threshold(self) -> int:
@@ -372,7 +382,7 @@ class FaissVectorStore:
             params = faiss.SearchParametersHNSW(efSearch=self._hnsw.ef_search)
         elif self._kind == "ivf":
             assert self._ivf is not None
-            params = faiss.SearchParametersIVF(nprobe=self._ivf.nprobe)
+            params = faiss.SearchParametersIVF(nprobe=self._ivf.probes)
         elif selector is None:
             return None  # a flat index needs no parameters; skips building a SWIG object per query
         else:
@@ -630,7 +640,7 @@ class FaissVectorStore:
         """
         total = max(int(self._index.ntotal), 1)
         if self._ivf is not None:
-            return n_allowed * self._ivf.nlist <= total * self._ivf.nprobe
+            return n_allowed * self._ivf.nlist <= total * self._ivf.probes
         if self._hnsw is not None:
             ef = max(self._hnsw.ef_search, k)
             return n_allowed * (n_allowed / total) <= ef * self._hnsw.m
