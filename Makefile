@@ -24,7 +24,8 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/two-stage-rec demo --user $(USER_ID)
 
-test: $(BIN)/.installed
+# The test command (README, CI): lint and strict typing first, then every test.
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
