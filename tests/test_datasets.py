@@ -756,3 +756,10 @@ def test_real_cli_info(movielens_dir: Path) -> None:
 
 def test_errors_share_the_root() -> None:
     assert issubclass(DatasetError, TwoStageRecError) and issubclass(ChecksumMismatchError, DatasetError)
+
+
+def test_collections_repr_is_short(ml: Fixture) -> None:
+    # A repr that printed every record would flood a REPL or a log line.
+    data = movielens_100k(ml.folder, checksums=ml.checksums)
+    assert repr(data.movies) == f"Movies(n={len(data.movies)})"
+    assert repr(data.users) == f"Users(n={len(data.users)})"

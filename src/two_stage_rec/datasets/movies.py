@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from two_stage_rec.datasets._ids import as_int_id
-from two_stage_rec.errors import DatasetError, InvalidInputError, UnknownKeyError
+from two_stage_rec.datasets._records import IdRecords
+from two_stage_rec.errors import DatasetError, InvalidInputError
 from two_stage_rec.types import MetadataValue
 
 __all__ = ["GENRES", "Movie", "Movies", "read_movies"]
@@ -88,50 +88,16 @@ class Movie:
         return metadata
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Movies:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)  # keep IdRecords.__repr__: n, not 1,682 records
+class Movies(IdRecords[Movie]):
     """The catalogue, in file order, with lookup by id.
 
-    ``movies[50]`` and ``movies["50"]`` return a :class:`Movie`; iteration
-    yields movies in file (= id) order.
+    ``movies[50]`` and ``movies["50"]`` return a :class:`Movie` (an unknown id
+    raises :class:`UnknownKeyError`); iteration yields movies in file (= id)
+    order; ``ids_str()`` gives the keys to index items by.
     """
 
-    records: tuple[Movie, ...]
-    _row_of: dict[int, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        row_of = {movie.id: row for row, movie in enumerate(self.records)}
-        if len(row_of) != len(self.records):
-            raise InvalidInputError("movie ids must be unique")
-        object.__setattr__(self, "_row_of", row_of)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[Movie]:
-        return iter(self.records)
-
-    def __contains__(self, movie_id: object) -> bool:
-        return as_int_id(movie_id) in self._row_of
-
-    def __getitem__(self, movie_id: int | str) -> Movie:
-        key = as_int_id(movie_id)
-        row = None if key is None else self._row_of.get(key)
-        if row is None:
-            raise UnknownKeyError([str(movie_id)], what="movie id")
-        return self.records[row]
-
-    def __repr__(self) -> str:
-        return f"Movies(n={len(self)})"
-
-    @property
-    def ids(self) -> npt.NDArray[np.int32]:
-        """Movie ids, int32 (m,), file order."""
-        return np.array([movie.id for movie in self.records], dtype=np.int32)
-
-    def ids_str(self) -> list[str]:
-        """Movie ids as strings, file order: the keys to index items by."""
-        return [movie.id_str for movie in self.records]
+    kind: ClassVar[str] = "movie"
 
     def titles(self) -> list[str]:
         """Titles, file order (duplicates included: they are different movies)."""

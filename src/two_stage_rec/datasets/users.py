@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-import numpy as np
-import numpy.typing as npt
-
-from two_stage_rec.datasets._ids import as_int_id
-from two_stage_rec.errors import DatasetError, InvalidInputError, UnknownUserError
+from two_stage_rec.datasets._records import IdRecords
+from two_stage_rec.errors import DatasetError, InvalidInputError, UnknownKeyError, UnknownUserError
 
 __all__ = ["User", "Users", "read_users"]
 
@@ -39,46 +36,17 @@ class User:
         return str(self.id)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Users:
-    """All users, in file order, with lookup by id (``users[42]`` or ``users["42"]``)."""
+@dataclass(frozen=True, slots=True, eq=False, repr=False)  # keep IdRecords.__repr__: n, not 1,682 records
+class Users(IdRecords[User]):
+    """All users, in file order, with lookup by id (``users[42]`` or ``users["42"]``).
 
-    records: tuple[User, ...]
-    _row_of: dict[int, int] = field(init=False, repr=False)
+    An unknown id raises :class:`UnknownUserError`.
+    """
 
-    def __post_init__(self) -> None:
-        row_of = {user.id: row for row, user in enumerate(self.records)}
-        if len(row_of) != len(self.records):
-            raise InvalidInputError("user ids must be unique")
-        object.__setattr__(self, "_row_of", row_of)
+    kind: ClassVar[str] = "user"
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[User]:
-        return iter(self.records)
-
-    def __contains__(self, user_id: object) -> bool:
-        return as_int_id(user_id) in self._row_of
-
-    def __getitem__(self, user_id: int | str) -> User:
-        key = as_int_id(user_id)
-        row = None if key is None else self._row_of.get(key)
-        if row is None:
-            raise UnknownUserError([str(user_id)])
-        return self.records[row]
-
-    def __repr__(self) -> str:
-        return f"Users(n={len(self)})"
-
-    @property
-    def ids(self) -> npt.NDArray[np.int32]:
-        """User ids, int32 (u,), file order."""
-        return np.array([user.id for user in self.records], dtype=np.int32)
-
-    def ids_str(self) -> list[str]:
-        """User ids as strings, file order."""
-        return [user.id_str for user in self.records]
+    def _unknown(self, record_id: str) -> UnknownKeyError:
+        return UnknownUserError([record_id])
 
 
 def _parse_user(line: str) -> User:
