@@ -94,3 +94,28 @@ def test_same_recommendations_as_exact_stores(
                 [r.retrieval_score for r in got_row], [r.retrieval_score for r in want_row], rtol=1e-5, atol=1e-5
             )
             assert [r.metadata["title"] for r in got_row] == [r.metadata["title"] for r in want_row]
+
+
+def test_exclusions_longer_than_pinecones_payload_limit(make_store: StoreFactory) -> None:
+    # candidates + exclusions = 1,150 > the 1,000 Pinecone allows with values or
+    # metadata: the Recommender asks for ranks, then fetches the payload.
+    rng = np.random.default_rng(5)
+    items = [str(i) for i in range(1, 1301)]
+    item_vectors = rng.normal(size=(len(items), D)).astype(np.float32)
+    metadata: list[dict[str, object]] = [{"title": f"Movie {i}"} for i in items]
+    user_vector = rng.normal(size=(1, D)).astype(np.float32)
+    ranking = [items[i] for i in np.argsort(-(item_vectors @ user_vector[0]), kind="stable")]
+    seen = set(ranking[:1100])
+    results = {}
+    for name, store in (("memory", InMemoryVectorStore(dimension=D)), ("pinecone", make_store(dimension=D))):
+        recommender = Recommender(
+            user_embedder=TableEmbedder(["u"], user_vector),
+            item_embedder=TableEmbedder(items, item_vectors),
+            store=store,
+            reranker=_BilinearReranker(seed=3),
+        )
+        recommender.index_items(items, metadata=metadata)
+        results[name] = recommender.recommend("u", k=10, candidates=50, exclude=seen)
+    assert _key([results["pinecone"]]) == _key([results["memory"]])
+    assert len(results["pinecone"]) == 10 and not {r.item_id for r in results["pinecone"]} & seen
+    assert [r.metadata["title"] for r in results["pinecone"]] == [r.metadata["title"] for r in results["memory"]]

@@ -278,3 +278,37 @@ def test_reranker_input_width_is_checked_at_construction(world):
             store=InMemoryVectorStore(dimension=DIM),
             reranker=WideReranker(np.ones(DIM, np.float32)),
         )
+
+
+class PayloadCappedStore(InMemoryVectorStore):
+    """An exact store that, like Pinecone, refuses values/metadata above a top_k."""
+
+    max_top_k_with_payload = 20
+
+    def query(self, vectors, top_k, *, filter=None, include_values=False, include_metadata=False):  # type: ignore[no-untyped-def]
+        if (include_values or include_metadata) and top_k > self.max_top_k_with_payload:
+            raise InvalidInputError(f"top_k={top_k} with payload exceeds {self.max_top_k_with_payload}")
+        return super().query(
+            vectors, top_k, filter=filter, include_values=include_values, include_metadata=include_metadata
+        )
+
+
+def test_long_exclusions_past_a_stores_payload_limit_still_return_k(world):
+    items, users, item_ids, user_ids = world
+    weights = np.random.default_rng(3).normal(size=DIM).astype(np.float32)
+    results = {}
+    for name, store in (("capped", PayloadCappedStore(dimension=DIM)), ("plain", InMemoryVectorStore(dimension=DIM))):
+        recommender = Recommender(
+            user_embedder=TableEmbedder(user_ids, users),
+            item_embedder=TableEmbedder(item_ids, items),
+            store=store,
+            reranker=CountingDotReranker(weights),
+        )
+        recommender.index_items(item_ids, metadata=[{"n": n} for n in range(N_ITEMS)])
+        ranking = oracle(items, users[0], range(N_ITEMS))
+        exclude = {"u0": {f"i{n}" for n in ranking[:30]}, "u1": {"i0"}}  # u0 needs top_k 40 > 20
+        results[name] = recommender.recommend_batch(["u0", "u1", "u2"], k=5, candidates=10, exclude=exclude)
+        single = recommender.recommend("u0", k=5, candidates=10, exclude=exclude["u0"], rerank=False)
+        assert [r.item_id for r in single] == [f"i{n}" for n in ranking[30:35]]
+    assert results["capped"] == results["plain"]
+    assert all(len(row) == 5 for row in results["capped"])

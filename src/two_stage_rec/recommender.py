@@ -248,6 +248,34 @@ class Recommender:
             ]
         return results
 
+    def _query(self, vectors: FloatMatrix, top_k: int, filter: Filter | None, include_values: bool) -> QueryResult:
+        """``store.query`` with metadata (and values when reranking), within the store's payload limit.
+
+        A store may cap ``top_k`` when values or metadata are returned
+        (``max_top_k_with_payload``: Pinecone allows 1,000 with payload, 10,000
+        without). An over-fetch for a long exclusion list can pass that cap, so
+        it asks for ranks only and fetches the payload of the returned ids.
+        """
+        limit = getattr(self.store, "max_top_k_with_payload", None)
+        if not isinstance(limit, int) or top_k <= limit:
+            return self.store.query(vectors, top_k, filter=filter, include_values=include_values, include_metadata=True)
+        ranks = self.store.query(vectors, top_k, filter=filter)
+        real = ranks.ids[np.arange(ranks.ids.shape[1])[None, :] < ranks.counts[:, None]]
+        fetched = self.store.fetch(list(dict.fromkeys(real.tolist())))
+        row_of = {item_id: row for row, item_id in enumerate(fetched.ids)}
+        # An id deleted between the query and the fetch keeps NaN values and empty metadata.
+        rows = np.array([[row_of.get(i, -1) for i in id_row] for id_row in ranks.ids.tolist()], dtype=np.int64)
+        values = None
+        if include_values:
+            table = np.concatenate([fetched.vectors, np.full((1, self.store.dimension), np.nan, np.float32)])
+            values = table[rows]
+        empty: Metadata = {}
+        metadata = tuple(
+            tuple(fetched.metadata[r] if r >= 0 else empty for r in row[:count])
+            for row, count in zip(rows.tolist(), ranks.counts.tolist(), strict=True)
+        )
+        return QueryResult(ids=ranks.ids, scores=ranks.scores, counts=ranks.counts, values=values, metadata=metadata)
+
     def _query_groups(
         self,
         user_vectors: FloatMatrix,
@@ -272,9 +300,7 @@ class Recommender:
         for rows in groups:
             group_excluded = [excluded[r] for r in rows.tolist()]
             top_k = candidates + max(len(e) for e in group_excluded)
-            part = self.store.query(
-                user_vectors[rows], top_k, filter=filter, include_values=include_values, include_metadata=True
-            )
+            part = self._query(user_vectors[rows], top_k, filter, include_values)
             parts.append((rows, part, _candidate_columns(part, group_excluded, candidates)))
         width = max(columns.shape[1] for _, _, columns in parts)
         ids = np.full((n, width), "", dtype=object)
@@ -360,9 +386,7 @@ class Recommender:
         if len(groups) == 1:
             # Over-fetch by the largest exclusion so that k survive when they exist.
             top_k = candidates + max((len(e) for e in excluded), default=0)
-            result = self.store.query(
-                user_vectors, top_k, filter=filter, include_values=use_reranker, include_metadata=True
-            )
+            result = self._query(user_vectors, top_k, filter, use_reranker)
         else:
             result = self._query_groups(user_vectors, excluded, groups, candidates, filter, use_reranker)
             excluded = [frozenset()] * len(excluded)  # already left out of the merged result

@@ -239,6 +239,10 @@ class PineconeVectorStore:
 
     is_exact = False
     supports_persistence = False
+    # Capability read by the Recommender: above this top_k, Pinecone answers only
+    # without values and metadata, so a larger over-fetch asks for ranks first and
+    # fetches the payload of the returned ids afterwards.
+    max_top_k_with_payload: int = MAX_TOP_K_WITH_DATA
 
     def __init__(
         self,
