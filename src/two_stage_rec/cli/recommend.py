@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
+from two_stage_rec.cli._choices import BackendChoice, StoreChoice
 from two_stage_rec.errors import InvalidInputError, ModelError, TwoStageRecError
 
 if TYPE_CHECKING:
@@ -19,16 +19,6 @@ if TYPE_CHECKING:
     from two_stage_rec.recommender import Recommendation
 
 __all__ = ["recommend", "register"]
-
-
-class StoreChoice(str, Enum):
-    faiss = "faiss"
-    memory = "memory"
-
-
-class BackendChoice(str, Enum):
-    numpy = "numpy"
-    tensorflow = "tensorflow"
 
 
 def _check_index(store: VectorStore, models: LoadedModels, item_ids: list[str], where: Path) -> None:

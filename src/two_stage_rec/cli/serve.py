@@ -8,20 +8,10 @@ from typing import Annotated
 
 import typer
 
+from two_stage_rec.cli._choices import BackendChoice, StoreChoice
 from two_stage_rec.errors import TwoStageRecError
 
 __all__ = ["register", "serve"]
-
-
-# Enums because typer renders them as choices (it does not read Literal types).
-class StoreChoice(str, Enum):
-    faiss = "faiss"
-    memory = "memory"
-
-
-class BackendChoice(str, Enum):
-    numpy = "numpy"
-    tensorflow = "tensorflow"
 
 
 class LogLevelChoice(str, Enum):

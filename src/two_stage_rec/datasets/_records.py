@@ -7,15 +7,16 @@ in the error an unknown id raises, so both build on this one class.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.datasets._ids import as_int_id
-from two_stage_rec.errors import InvalidInputError, UnknownKeyError
+from two_stage_rec.errors import DatasetError, InvalidInputError, UnknownKeyError
 
 
 class _HasId(Protocol):
@@ -78,3 +79,24 @@ class IdRecords(Generic[R]):
     def ids_str(self) -> list[str]:
         """Ids as strings (``"42"``), file order: the keys models and stores use."""
         return [record.id_str for record in self.records]
+
+
+def read_records(path: Path, parse: Callable[[str], R], kind: str) -> list[R]:
+    """Parse every non-empty line of a latin-1 MovieLens file with ``parse``.
+
+    Raises:
+        DatasetError: a line is malformed (naming file and line), or the file holds none.
+    """
+    records: list[R] = []
+    with path.open(encoding="latin-1", newline="\n") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            try:
+                records.append(parse(line))
+            except (ValueError, KeyError) as exc:
+                raise DatasetError(f"{path}, line {number}: cannot parse {kind} ({exc}): {line[:80]!r}") from exc
+    if not records:
+        raise DatasetError(f"{path} holds no {kind}s")
+    return records

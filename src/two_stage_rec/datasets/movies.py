@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from two_stage_rec.datasets._records import IdRecords
+from two_stage_rec.datasets._records import IdRecords, read_records
 from two_stage_rec.errors import DatasetError, InvalidInputError
 from two_stage_rec.types import MetadataValue
 
@@ -151,18 +151,7 @@ def read_movies(path: Path) -> Movies:
     Raises:
         DatasetError: a line is malformed (the message names file and line).
     """
-    records = []
-    with path.open(encoding="latin-1", newline="\n") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            try:
-                records.append(_parse_movie(line))
-            except (ValueError, KeyError) as exc:
-                raise DatasetError(f"{path}, line {number}: cannot parse movie ({exc}): {line[:80]!r}") from exc
-    if not records:
-        raise DatasetError(f"{path} holds no movies")
+    records = read_records(path, _parse_movie, "movie")
     try:
         return Movies(tuple(records))
     except InvalidInputError as exc:

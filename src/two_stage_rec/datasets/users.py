@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from two_stage_rec.datasets._records import IdRecords
+from two_stage_rec.datasets._records import IdRecords, read_records
 from two_stage_rec.errors import DatasetError, InvalidInputError, UnknownKeyError, UnknownUserError
 
 __all__ = ["User", "Users", "read_users"]
@@ -63,18 +63,7 @@ def read_users(path: Path) -> Users:
     Raises:
         DatasetError: a line is malformed (the message names file and line).
     """
-    records = []
-    with path.open(encoding="latin-1", newline="\n") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            try:
-                records.append(_parse_user(line))
-            except ValueError as exc:
-                raise DatasetError(f"{path}, line {number}: cannot parse user ({exc}): {line[:80]!r}") from exc
-    if not records:
-        raise DatasetError(f"{path} holds no users")
+    records = read_records(path, _parse_user, "user")
     try:
         return Users(tuple(records))
     except InvalidInputError as exc:
