@@ -1,20 +1,25 @@
-"""MovieLens-100K in plain numpy/dataclass form: loading, verification, splits.
+"""Data in, in one shape: :class:`Interactions` (who interacted with what) and a :class:`Catalogue` (what exists).
 
 ::
 
-    from two_stage_rec.datasets import movielens_100k, per_user_split, seen_items_by_user
+    from two_stage_rec.datasets import movielens_100k, per_user_split, read_catalogue, read_interactions
 
-    data = movielens_100k()           # data_dir=, $TWO_STAGE_REC_DATA, the cache, or a verified download
-    train, test = per_user_split(data.ratings, test_fraction=0.25, seed=42)
-    seen = seen_items_by_user(train)  # {"42": {"50", "172", ...}, ...}
-    data.movies[50].metadata()        # {"title": "Star Wars (1977)", "genres": [...], "year": 1977}
+    log = read_interactions("events.csv", user_column="customer", item_column="sku")  # extra: data
+    catalogue = read_catalogue("products.parquet", item_id_column="sku")             # other columns: metadata
+    train, test = temporal_split(log, 0.2)
 
-Ids are integers in the arrays and decimal strings (``"42"``) wherever a model
-or a vector store keys by them. Movies are keyed by id: titles repeat.
+    data = movielens_100k()          # data_dir=, $TWO_STAGE_REC_DATA, the cache, or a verified download
+    data.interactions                # Interactions: ids "1".."943" / "1".."1682", ratings 1..5, timestamps
+    data.catalogue.metadata_of("50") # {"title": "Star Wars (1977)", "genres": [...], "year": 1977}
+
+Ids are strings everywhere; integer ids are accepted and become their decimal
+string (``"42"``), which models and vector stores key by.
 """
 
+from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.checksums import ML_100K_CHECKSUMS, ML_100K_URL, Checksums
 from two_stage_rec.datasets.download import default_cache_dir, download_movielens_100k
+from two_stage_rec.datasets.interactions import Interactions, UnknownItemPolicy
 from two_stage_rec.datasets.movielens import (
     DATA_ENV_VAR,
     DatasetSummary,
@@ -23,13 +28,24 @@ from two_stage_rec.datasets.movielens import (
     movielens_100k,
 )
 from two_stage_rec.datasets.movies import GENRES, Movie, Movies
-from two_stage_rec.datasets.ratings import Ratings, item_popularity, seen_items_by_user
+from two_stage_rec.datasets.readers import (
+    ColumnMapping,
+    catalogue_from_dataframe,
+    interactions_from_dataframe,
+    read_catalogue,
+    read_interactions,
+)
 from two_stage_rec.datasets.splits import (
     CANONICAL_SPLITS,
+    SPLIT_KINDS,
     CanonicalSplit,
+    SplitKind,
+    SplitSpec,
     canonical_split,
     per_user_split,
     random_split,
+    split,
+    temporal_split,
 )
 from two_stage_rec.datasets.users import User, Users
 
@@ -39,22 +55,32 @@ __all__ = [
     "GENRES",
     "ML_100K_CHECKSUMS",
     "ML_100K_URL",
+    "SPLIT_KINDS",
     "CanonicalSplit",
+    "Catalogue",
     "Checksums",
+    "ColumnMapping",
     "DatasetSummary",
+    "Interactions",
     "Movie",
     "MovieLens100K",
     "Movies",
-    "Ratings",
+    "SplitKind",
+    "SplitSpec",
+    "UnknownItemPolicy",
     "User",
     "Users",
     "canonical_split",
+    "catalogue_from_dataframe",
     "default_cache_dir",
     "download_movielens_100k",
-    "item_popularity",
+    "interactions_from_dataframe",
     "locate_movielens_100k",
     "movielens_100k",
     "per_user_split",
     "random_split",
-    "seen_items_by_user",
+    "read_catalogue",
+    "read_interactions",
+    "split",
+    "temporal_split",
 ]

@@ -12,7 +12,9 @@ from two_stage_rec.datasets import checksums as _checksums
 from two_stage_rec.datasets.checksums import Checksums, verify_folder
 from two_stage_rec.datasets.download import CACHE_FOLDER_NAME, download_movielens_100k
 from two_stage_rec.datasets.movies import Movies, read_movies
-from two_stage_rec.datasets.ratings import Ratings, read_ratings
+from two_stage_rec.datasets.catalogue import Catalogue
+from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.datasets.ratings import read_ratings
 from two_stage_rec.datasets.users import Users, read_users
 
 __all__ = [
@@ -64,28 +66,36 @@ class MovieLens100K:
     """MovieLens-100K in plain numpy/dataclass form.
 
     Attributes:
-        ratings: the 100,000 ratings (943 users x 1,682 movies, 1..5 stars).
+        interactions: the 100,000 ratings (943 users x 1,682 movies, 1..5
+            stars, with timestamps), ids as decimal strings (``"42"``).
         movies: the catalogue, keyed by movie id (titles are metadata, not keys).
         users: demographics, keyed by user id.
         path: the verified folder the files were read from (it also holds the
             canonical ``u1..u5`` / ``ua`` / ``ub`` split files).
     """
 
-    ratings: Ratings
+    interactions: Interactions
     movies: Movies
     users: Users
     path: Path
 
     def __repr__(self) -> str:
         return (
-            f"MovieLens100K(ratings={len(self.ratings)}, users={len(self.users)}, "
+            f"MovieLens100K(interactions={len(self.interactions)}, users={len(self.users)}, "
             f"movies={len(self.movies)}, path={str(self.path)!r})"
         )
 
+    @property
+    def catalogue(self) -> Catalogue:
+        """Every movie as a :class:`Catalogue` item: id ``"50"``, metadata title, genres, year."""
+        return Catalogue.from_records(self.movies.ids_str(), self.movies.metadata())
+
     def summary(self) -> DatasetSummary:
         """Counts, rating histogram and density of the data set."""
-        stars, counts = np.unique(self.ratings.ratings, return_counts=True)
-        n_ratings = len(self.ratings)
+        log = self.interactions
+        assert log.ratings is not None and log.timestamps is not None  # read_ratings always fills both
+        stars, counts = np.unique(log.ratings, return_counts=True)
+        n_ratings = len(log)
         return DatasetSummary(
             n_ratings=n_ratings,
             n_users=len(self.users),
@@ -93,8 +103,8 @@ class MovieLens100K:
             n_distinct_titles=len(set(self.movies.titles())),
             rating_counts={float(s): int(c) for s, c in zip(stars, counts, strict=True)},
             density=n_ratings / (len(self.users) * len(self.movies)),
-            first_timestamp=int(self.ratings.timestamps.min()),
-            last_timestamp=int(self.ratings.timestamps.max()),
+            first_timestamp=int(log.timestamps.min()),
+            last_timestamp=int(log.timestamps.max()),
         )
 
 
@@ -173,7 +183,7 @@ def movielens_100k(
 
     Example:
         >>> data = movielens_100k()  # doctest: +SKIP
-        >>> len(data.ratings), len(data.users), len(data.movies)  # doctest: +SKIP
+        >>> len(data.interactions), len(data.users), len(data.movies)  # doctest: +SKIP
         (100000, 943, 1682)
         >>> data.movies[50].title  # doctest: +SKIP
         'Star Wars (1977)'
@@ -197,7 +207,7 @@ def movielens_100k(
     """
     folder = locate_movielens_100k(data_dir, cache_dir=cache_dir, progress=progress, url=url, checksums=checksums)
     return MovieLens100K(
-        ratings=read_ratings(folder / "u.data"),
+        interactions=read_ratings(folder / "u.data"),
         movies=read_movies(folder / "u.item"),
         users=read_users(folder / "u.user"),
         path=folder,
