@@ -24,6 +24,8 @@ __all__ = [
     "FloatMatrix",
     "FloatVector",
     "Metadata",
+    "RERANKER_NAMES",
+    "RerankerName",
     "MetadataValue",
     "Metric",
     "METRICS",
@@ -35,6 +37,14 @@ Metric: TypeAlias = Literal["dotproduct", "cosine", "euclidean"]
 """Similarity a store ranks by. The notebook (and the default) is ``"dotproduct"``."""
 
 METRICS: tuple[Metric, ...] = ("dotproduct", "cosine", "euclidean")
+
+RerankerName: TypeAlias = Literal["none", "scoring", "blend"]
+"""The second stages a trained bundle offers: ``"none"`` (retrieval order),
+``"scoring"`` (the notebook's scoring model: predicted rating, or predicted
+relevance for implicit feedback) and ``"blend"`` (retrieval score blended with
+the scoring model and an item prior, fitted on held-out interactions)."""
+
+RERANKER_NAMES: tuple[RerankerName, ...] = ("none", "scoring", "blend")
 
 MetadataValue: TypeAlias = str | int | float | bool | list[str]
 """Pinecone's metadata value types: string, number, boolean, list of strings. No nulls."""

@@ -12,19 +12,29 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
 
-from two_stage_rec.errors import InvalidInputError, TwoStageRecError
-from two_stage_rec.protocols import VectorStore
+from two_stage_rec.cli._choices import (
+    CandidatesOption,
+    DataDirOption,
+    IncludeSeenOption,
+    PineconeHostOption,
+    PineconeIndexOption,
+    StoreChoice,
+    StoreOption,
+    StoreSettingOption,
+    store_settings,
+)
+from two_stage_rec.errors import TwoStageRecError
+from two_stage_rec.protocols import Reranker
 from two_stage_rec.recommender import Recommendation, Recommender
-from two_stage_rec.rerankers.blend import BLEND_FILE, BlendReranker
 
-__all__ = ["DemoResult", "StoreChoice", "build_store", "ensure_models", "register", "render_html", "run_demo"]
+if TYPE_CHECKING:
+    from two_stage_rec.assembly import AssembledRecommender
 
-StoreChoice: TypeAlias = Literal["faiss", "memory", "pinecone"]
-STORE_CHOICES: tuple[StoreChoice, ...] = ("faiss", "memory", "pinecone")
+__all__ = ["DemoResult", "ensure_models", "register", "render_html", "run_demo"]
 
 DEFAULT_MODELS = Path("models")
 """Where the demo caches its models (relative to the working directory, as ``make demo`` runs)."""
@@ -35,11 +45,11 @@ PosterUrl: TypeAlias = Callable[[str, str], str | None]
 
 @dataclass(frozen=True)
 class RatedMovie:
-    """One movie the user rated: id, title and stars (1-5)."""
+    """One item the user interacted with in training: id, title and stars (1-5; None for implicit feedback)."""
 
     movie_id: str
     title: str
-    rating: float
+    rating: float | None
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,9 @@ class DemoResult:
         retrieval: top k by retrieval score alone (stage 1 only).
         reranked: top k after the scoring model reordered the candidates.
         blended: top k after the learned blend reordered the same candidates
-            (None when the models directory has no ``blend_reranker.npz``).
+            (None when the bundle has no blend).
+        recommended: the reranker the bundle recommends (``"none"``, ``"scoring"``, ``"blend"``).
+        feedback: ``"explicit"`` or ``"implicit"``.
         candidates: candidates retrieved before reranking.
         store: description of the vector store used.
         models: the models directory used.
@@ -65,6 +77,8 @@ class DemoResult:
     retrieval: list[Recommendation]
     reranked: list[Recommendation]
     blended: list[Recommendation] | None
+    recommended: str
+    feedback: str
     candidates: int
     store: str
     models: Path
@@ -73,35 +87,28 @@ class DemoResult:
 
 
 def ensure_models(models_dir: Path, *, data_dir: Path | None = None, progress: bool = True) -> bool:
-    """Train and save models into ``models_dir`` unless it already holds them.
+    """Train the recommended pipeline on MovieLens-100K into ``models_dir`` unless a bundle is there.
 
-    The models are trained on the notebook's protocol: a random 80/20 split
-    of the ratings (seed 42), so the held-out 20% stays unseen by the models;
-    a blend reranker is fitted for them too
-    (:func:`~two_stage_rec.training.blend.train_with_blend`).
+    The bundle is trained on the notebook's protocol, a random 80/20 split of
+    the ratings (seed 42), so the held-out 20% stays unseen by the models
+    (:func:`~two_stage_rec.workflow.train_movielens_bundle`).
 
     Returns:
-        True when models were trained now, False when they were already there.
+        True when a bundle was trained now, False when one was already there.
 
     Raises:
         MissingDependencyError: training needs the ``tensorflow`` extra.
     """
-    from two_stage_rec.artifacts import missing_artifacts
+    from two_stage_rec.bundle import is_bundle
 
-    if models_dir.is_dir() and not missing_artifacts(models_dir, "numpy"):
+    if is_bundle(models_dir):
         return False
-    from two_stage_rec.datasets import movielens_100k, random_split
-
     _require_tensorflow()
-    from two_stage_rec.training.blend import PIPELINE_CONFIG, train_with_blend
+    from two_stage_rec.workflow import train_movielens_bundle
 
-    data = movielens_100k(data_dir, progress=progress)
-    train, test = random_split(data.ratings, 0.2, seed=42)
-    trained = train_with_blend(train, test=test, items=data.movies.ids_str(), config=PIPELINE_CONFIG, progress=progress)
-    trained.save(models_dir, saved_models=_want_saved_models())
-    from two_stage_rec.cli.evaluate import write_protocol_marker
-
-    write_protocol_marker(models_dir, "random", len(train))
+    train_movielens_bundle(
+        models_dir, protocol="random", data_dir=data_dir, saved_models=_want_saved_models(), progress=progress
+    )
     return True
 
 
@@ -120,129 +127,93 @@ def _require_tensorflow() -> None:
         raise MissingDependencyError("tensorflow", "tensorflow")
 
 
-def build_store(
-    kind: StoreChoice, *, dimension: int, pinecone_index: str | None = None, pinecone_host: str | None = None
-) -> VectorStore:
-    """A fresh, empty vector store of the given kind (dot product, as in the notebook).
+def _profile(served: AssembledRecommender, user_id: str, data_dir: Path | None) -> list[RatedMovie]:
+    """What the user interacted with in training: with their stars for MovieLens, else as seen items."""
+    seen = served.seen(user_id)
+    stars: dict[str, float] = {}
+    if served.bundle.manifest.dataset == "movielens-100k" and seen:
+        from two_stage_rec.datasets import movielens_100k
 
-    Raises:
-        InvalidInputError: unknown kind, or Pinecone without an index name or host.
-        AuthenticationError: Pinecone without an API key (``PINECONE_API_KEY``).
-        MissingDependencyError: the store's extra is not installed.
-    """
-    if kind == "faiss":
-        from two_stage_rec.stores.faiss import FaissVectorStore
-
-        return FaissVectorStore(dimension=dimension, metric="dotproduct")
-    if kind == "memory":
-        from two_stage_rec.stores.memory import InMemoryVectorStore
-
-        return InMemoryVectorStore(dimension=dimension, metric="dotproduct")
-    if kind == "pinecone":
-        index = pinecone_index or os.environ.get("PINECONE_INDEX")
-        host = pinecone_host or os.environ.get("PINECONE_HOST")
-        if not index and not host:
-            raise InvalidInputError(
-                "--store pinecone needs an index: pass --pinecone-index NAME (or --pinecone-host HOST), "
-                "or set PINECONE_INDEX / PINECONE_HOST; the API key comes from PINECONE_API_KEY"
-            )
-        from two_stage_rec.stores.pinecone import PineconeVectorStore
-
-        return PineconeVectorStore(
-            dimension=dimension, metric="dotproduct", index_name=index, host=host, create_if_missing=bool(index)
-        )
-    raise InvalidInputError(f"store must be one of {', '.join(STORE_CHOICES)}, got {kind!r}")
+        log = movielens_100k(data_dir, progress=False).interactions.for_user(user_id)
+        if log.ratings is not None:
+            stars = dict(zip(log.item_ids.tolist(), log.ratings.tolist(), strict=True))
+    profile = [RatedMovie(item, served.label(item), stars.get(item)) for item in seen]
+    return sorted(profile, key=lambda movie: (-(movie.rating or 0.0), movie.title))
 
 
 def run_demo(
     user_id: str,
     *,
     models_dir: Path = DEFAULT_MODELS,
-    store: StoreChoice = "faiss",
+    store: str = "faiss",
+    store_settings: dict[str, object] | None = None,
     k: int = 5,
     candidates: int = 50,
     include_seen: bool = False,
     data_dir: Path | None = None,
     progress: bool = True,
-    pinecone_index: str | None = None,
-    pinecone_host: str | None = None,
 ) -> DemoResult:
-    """Run the notebook for one user and return what the demo shows.
+    """Run the notebook for one user on any bundle and return what the demo shows.
+
+    A MovieLens bundle is trained into ``models_dir`` on first use.
 
     Raises:
         UnknownUserError: the user is not in the training data.
         TwoStageRecError: data, models or store could not be loaded.
     """
-    from two_stage_rec.artifacts import load_models
-    from two_stage_rec.datasets import movielens_100k
+    from two_stage_rec.assembly import assemble
 
-    trained_now = ensure_models(models_dir, data_dir=data_dir, progress=progress)
-    data = movielens_100k(data_dir, progress=progress)
-    models = load_models(models_dir, backend="numpy")
-    vector_store = build_store(
-        store, dimension=models.item_embedder.dimension, pinecone_index=pinecone_index, pinecone_host=pinecone_host
-    )
-    try:
-        recommender = Recommender(
-            user_embedder=models.user_embedder,
-            item_embedder=models.item_embedder,
-            store=vector_store,
-            reranker=models.reranker,
-        )
-        movies = list(data.movies)
-        recommender.index_items([m.id_str for m in movies], metadata=[m.metadata() for m in movies])
-        if store == "pinecone":
-            _wait_for_pinecone(vector_store, len(movies))
+    trained_now = ensure_models(models_dir, data_dir=data_dir, progress=progress) if _is_default(models_dir) else False
+    with assemble(models_dir, store=store, store_settings=store_settings, reranker="none", fallback=False) as served:
+        bundle = served.bundle
+        if not served.is_known(user_id):
+            from two_stage_rec.errors import UnknownUserError
 
-        rated = data.ratings.for_user(user_id) if user_id.isdigit() else data.ratings.take(slice(0, 0))
-        profile = sorted(
-            (
-                RatedMovie(str(item), data.movies[int(item)].title, float(rating))
-                for item, rating in zip(rated.item_ids.tolist(), rated.ratings.tolist(), strict=True)
-            ),
-            key=lambda movie: (-movie.rating, movie.title),
-        )
-        exclude = set() if include_seen else {movie.movie_id for movie in profile}
-        retrieval, reranked = (
-            recommender.recommend(user_id, k=k, candidates=candidates, exclude=exclude, rerank=rerank)
-            for rerank in (False, True)
-        )
-        blended = None
-        if (models_dir / BLEND_FILE).is_file():
-            blend = BlendReranker.load(models_dir / BLEND_FILE, rating_model=models.reranker)
-            blender = Recommender(user_embedder=models.user_embedder, store=vector_store, reranker=blend)
-            blended = blender.recommend(user_id, k=k, candidates=candidates, exclude=exclude)
+            raise UnknownUserError([user_id])
+        profile = _profile(served, user_id, data_dir)
+        ranked = {
+            name: served.recommend(
+                user_id, k=k, candidates=candidates, include_seen=include_seen, rerank=reranker is not None
+            )
+            if reranker is None
+            else _rerank_with(served, reranker, user_id, k, candidates, include_seen)
+            for name, reranker in bundle.rerankers.items()
+        }
         return DemoResult(
             user_id=user_id,
             profile=profile,
-            retrieval=retrieval,
-            reranked=reranked,
-            blended=blended,
+            retrieval=ranked["none"],
+            reranked=ranked.get("scoring", []),
+            blended=ranked.get("blend"),
+            recommended=bundle.manifest.recommended,
+            feedback=bundle.manifest.feedback,
             candidates=candidates,
-            store=repr(vector_store),
+            store=repr(served.store),
             models=models_dir,
             excluded_seen=not include_seen,
             trained_now=trained_now,
         )
-    finally:
-        _close(vector_store)
 
 
-def _close(store: VectorStore) -> None:
-    """Release a store's connections (Pinecone keeps an HTTP pool); local stores have nothing to close."""
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
+def _is_default(models_dir: Path) -> bool:
+    """Only the demo's own MovieLens models directory is trained on first use; any other must exist."""
+    return models_dir == DEFAULT_MODELS or not models_dir.exists()
 
 
-def _wait_for_pinecone(store: VectorStore, count: int) -> None:
-    """Pinecone applies writes asynchronously; wait until the index holds the catalogue."""
-    wait = getattr(store, "wait_until_count", None)
-    if callable(wait):
-        wait(count)
+def _rerank_with(
+    served: AssembledRecommender, reranker: Reranker, user_id: str, k: int, candidates: int, include_seen: bool
+) -> list[Recommendation]:
+    """The same candidates reordered by another reranker (the store already holds the catalogue)."""
+    recommender = Recommender(user_embedder=served.recommender.user_embedder, store=served.store, reranker=reranker)
+    exclude = () if include_seen else served.seen(user_id)
+    return recommender.recommend(user_id, k=k, candidates=candidates, exclude=exclude)
 
 
 # ------------------------------------------------------------------ rendering
+
+
+def _stars(rating: float | None) -> str:
+    return "seen" if rating is None else "★" * int(rating) + f" {rating:g}"
 
 
 def _title(recommendation: Recommendation) -> str:
@@ -279,12 +250,20 @@ _CAVEAT_BLEND = (
 
 def _columns(result: DemoResult) -> list[tuple[str, list[Recommendation], str, bool]]:
     """(title, recommendations, score label, show the reranker's score) per column."""
-    columns = [
-        ("Without reranking (retrieval only)", result.retrieval, "similarity", False),
-        ("Reranked by predicted rating (notebook)", result.reranked, "predicted ★", True),
-    ]
+
+    def mark(title: str, name: str) -> str:
+        return title + (" — recommended" if result.recommended == name else "")
+
+    scoring = (
+        ("Reranked by predicted rating (notebook)", "predicted ★")
+        if result.feedback == "explicit"
+        else ("Reranked by predicted relevance", "relevance")
+    )
+    columns = [(mark("Without reranking (retrieval only)", "none"), result.retrieval, "similarity", False)]
+    if result.reranked:
+        columns.append((mark(scoring[0], "scoring"), result.reranked, scoring[1], True))
     if result.blended is not None:
-        columns.append(("Reranked by learned blend (recommended)", result.blended, "blend score", True))
+        columns.append((mark("Reranked by learned blend", "blend"), result.blended, "blend score", True))
     return columns
 
 
@@ -320,7 +299,7 @@ def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
     profile.add_column("rating", justify="right")
     shown = result.profile[:profile_rows]
     for movie in shown:
-        profile.add_row(movie.title, "★" * int(movie.rating) + f" {movie.rating:g}")
+        profile.add_row(movie.title, _stars(movie.rating))
     if len(result.profile) > len(shown):
         profile.add_row(f"… and {len(result.profile) - len(shown)} more", "")
     console.print(profile)
@@ -351,8 +330,7 @@ def render_html(result: DemoResult, *, poster_url: PosterUrl | None = None) -> s
         )
 
     profile_rows = "".join(
-        f"<tr><td>{image(m.movie_id, m.title)}{html.escape(m.title)}</td>"
-        f"<td>{'★' * int(m.rating)} {m.rating:g}</td></tr>"
+        f"<tr><td>{image(m.movie_id, m.title)}{html.escape(m.title)}</td><td>{html.escape(_stars(m.rating))}</td></tr>"
         for m in result.profile
     )
     seen = "left out" if result.excluded_seen else "included"
@@ -398,20 +376,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        user: Annotated[str, typer.Option("--user", help="MovieLens user id (1-943).")] = "55",
+        user: Annotated[str, typer.Option("--user", help="User id (MovieLens-100K: 1-943).")] = "55",
         models: Annotated[
-            Path, typer.Option("--models", help="Models directory; trained there on first use.", file_okay=False)
+            Path,
+            typer.Option(
+                "--models", help="Any bundle; a MovieLens-100K one is trained there on first use.", file_okay=False
+            ),
         ] = DEFAULT_MODELS,
-        store: Annotated[
-            str, typer.Option("--store", help="Vector index: faiss (default), memory, or pinecone.")
-        ] = "faiss",
+        store: StoreOption = StoreChoice.faiss,  # type: ignore[attr-defined]
+        store_setting: StoreSettingOption = None,
+        pinecone_index: PineconeIndexOption = None,
+        pinecone_host: PineconeHostOption = None,
         k: Annotated[int, typer.Option("--k", min=1, help="Recommendations per column.")] = 5,
-        candidates: Annotated[
-            int, typer.Option("--candidates", min=1, help="Candidates retrieved before reranking.")
-        ] = 50,
-        include_seen: Annotated[
-            bool, typer.Option("--include-seen", help="Also recommend movies the user already rated.")
-        ] = False,
+        candidates: CandidatesOption = 50,
+        include_seen: IncludeSeenOption = False,
         html_out: Annotated[
             Path | None, typer.Option("--html", help="Also write the demo as an HTML page.", dir_okay=False)
         ] = None,
@@ -419,52 +397,41 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--poster-url", help="Poster URL template for --html, with {id} and/or {title}."),
         ] = None,
-        data_dir: Annotated[
-            Path | None,
-            typer.Option(
-                "--data-dir", help="ml-100k folder (default: $TWO_STAGE_REC_DATA or the cache).", file_okay=False
-            ),
-        ] = None,
-        pinecone_index: Annotated[
-            str | None, typer.Option("--pinecone-index", help="Pinecone index name (or $PINECONE_INDEX).")
-        ] = None,
-        pinecone_host: Annotated[
-            str | None, typer.Option("--pinecone-host", help="Pinecone index host (or $PINECONE_HOST).")
-        ] = None,
+        data_dir: DataDirOption = None,
     ) -> None:
-        """Show a user's top movies without and with reranking, beside the movies they rated."""
+        """Show a user's top items without and with each reranker, beside what they interacted with."""
         from rich.console import Console
 
+        from two_stage_rec.bundle import is_bundle
+
         err = Console(stderr=True, highlight=False, soft_wrap=True)
-        if store not in STORE_CHOICES:
-            err.print(f"[bold red]error:[/] --store must be one of {', '.join(STORE_CHOICES)}, got {store!r}")
-            raise typer.Exit(code=2)
         if candidates < k:
             err.print(f"[bold red]error:[/] --candidates ({candidates}) must be at least --k ({k})")
             raise typer.Exit(code=2)
         try:
-            if not (models.is_dir() and not _missing(models)):
+            if not is_bundle(models):
                 err.print(
-                    f"No models in {models}/ yet: training them now "
-                    "(about a minute on a laptop, once; TensorFlow prints some log lines)."
+                    f"No bundle in {models}/ yet: training one on MovieLens-100K now "
+                    "(a minute or two on a laptop, once; TensorFlow prints some log lines)."
                 )
             result = run_demo(
                 user,
                 models_dir=models,
-                store=store,  # checked against STORE_CHOICES above
+                store=store.value,
+                store_settings=store_settings(
+                    store_setting, pinecone_index=pinecone_index, pinecone_host=pinecone_host
+                ),
                 k=k,
                 candidates=candidates,
                 include_seen=include_seen,
                 data_dir=data_dir,
-                pinecone_index=pinecone_index,
-                pinecone_host=pinecone_host,
             )
         except TwoStageRecError as exc:
             from rich.markup import escape
 
             hint = ""
             if type(exc).__name__ == "UnknownUserError":
-                hint = " (MovieLens-100K users are 1..943; a user needs ratings in the training split)"
+                hint = " (the user needs events in the bundle's training split; MovieLens-100K users are 1..943)"
             err.print(f"[bold red]error:[/] {escape(str(exc))}{hint}")
             raise typer.Exit(code=1) from None
         print_result(result)
@@ -472,9 +439,3 @@ def register(app: typer.Typer) -> None:
             html_out.parent.mkdir(parents=True, exist_ok=True)
             html_out.write_text(render_html(result, poster_url=_poster_template(poster_url)), encoding="utf-8")
             err.print(f"wrote {html_out}")
-
-
-def _missing(models: Path) -> list[str]:
-    from two_stage_rec.artifacts import missing_artifacts
-
-    return missing_artifacts(models, "numpy")

@@ -1,188 +1,216 @@
-"""``two-stage-rec recommend``: top-k movies for one user, with and without reranking."""
+"""``two-stage-rec recommend``: top-k items for one user (a table) or for a file of users (JSON Lines)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
-from two_stage_rec.cli._choices import BackendChoice, StoreChoice
-from two_stage_rec.errors import InvalidInputError, ModelError, TwoStageRecError
+from two_stage_rec.cli._choices import (
+    BackendChoice,
+    BackendOption,
+    CandidatesOption,
+    IncludeSeenOption,
+    ModelsOption,
+    PineconeHostOption,
+    PineconeIndexOption,
+    RerankerChoice,
+    RerankerOption,
+    StoreChoice,
+    StoreOption,
+    StoreSettingOption,
+    store_settings,
+)
+from two_stage_rec.errors import InvalidInputError, TwoStageRecError
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
-    from two_stage_rec.artifacts import LoadedModels
-    from two_stage_rec.protocols import VectorStore
+    from two_stage_rec.assembly import AssembledRecommender
     from two_stage_rec.recommender import Recommendation
 
-__all__ = ["recommend", "register"]
+__all__ = ["read_user_ids", "recommend", "register", "write_recommendations"]
+
+_BATCH = 256
+"""Users per recommend_batch call: large enough to amortise the Python path, small enough for steady progress."""
 
 
-def _check_index(store: VectorStore, models: LoadedModels, item_ids: list[str], where: Path) -> None:
-    """A saved index must hold the vectors these models give, or results would silently be wrong."""
-    stats = store.describe()
-    if stats.dimension != models.item_embedder.dimension or stats.count != len(item_ids):
-        raise ModelError(
-            f"index {where} holds {stats.count} vectors of dimension {stats.dimension}; the models give "
-            f"{len(item_ids)} of dimension {models.item_embedder.dimension}. Delete it to rebuild."
-        )
-    sample = item_ids[:: max(1, len(item_ids) // 20)]
-    fetched = store.fetch(sample)
-    expected = models.item_embedder.embed(fetched.ids)
-    if fetched.missing or not np.allclose(fetched.vectors, expected, atol=1e-4):
-        raise ModelError(f"index {where} was built from other models. Delete it to rebuild.")
+def read_user_ids(path: Path) -> list[str]:
+    """User ids from a file, one per line; blank lines and lines starting with ``#`` are skipped.
+
+    Raises:
+        InvalidInputError: the file cannot be read or holds no id.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read --users-file {path}: {exc}") from exc
+    users = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not users:
+        raise InvalidInputError(f"--users-file {path} holds no user ids")
+    return users
 
 
-def _table(title: str, rows: list[Recommendation], titles: dict[str, str], reranked: bool) -> Table:
+def _record(user_id: str, recommendations: list[Recommendation]) -> dict[str, Any]:
+    fallback = bool(recommendations) and recommendations[0].source == "fallback"
+    return {
+        "user_id": user_id,
+        "items": [{"item_id": rec.item_id, "score": round(float(rec.score), 6)} for rec in recommendations],
+        "source": "fallback" if fallback else "model",
+    }
+
+
+def write_recommendations(
+    served: AssembledRecommender,
+    users: list[str],
+    output: Path,
+    *,
+    k: int,
+    candidates: int,
+    include_seen: bool,
+    filter: dict[str, Any] | None,
+    progress: bool,
+) -> dict[str, int]:
+    """Write one JSON object per user to ``output``; returns counts of ``model`` and ``fallback`` answers.
+
+    Each line: ``{"user_id": ..., "items": [{"item_id": ..., "score": ...}, ...], "source": "model"|"fallback"}``,
+    best first; ``source`` is ``"fallback"`` for users the models were not trained on.
+    The file is written to a temporary sibling and renamed, so a failed run leaves no partial file.
+    """
+    from tqdm.auto import tqdm
+
+    counts = {"model": 0, "fallback": 0}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    with (
+        open(partial, "w", encoding="utf-8") as handle,
+        tqdm(total=len(users), unit="user", desc="recommending", disable=not progress) as bar,
+    ):
+        for start in range(0, len(users), _BATCH):
+            batch = users[start : start + _BATCH]
+            results = served.recommend_batch(
+                batch, k=k, candidates=candidates, filter=filter, include_seen=include_seen
+            )
+            for user_id, recommendations in zip(batch, results, strict=True):
+                record = _record(user_id, recommendations)
+                counts[record["source"]] += 1
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(len(batch))
+    partial.replace(output)
+    return counts
+
+
+def _print_user(served: AssembledRecommender, user: str, rows: list[Recommendation], k: int) -> None:
+    from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    seen = served.seen(user)
+    if rows and rows[0].source == "fallback":
+        title = f"User {user} is unknown to the models: the most popular items (fallback)"
+    else:
+        title = f"Top {k} for user {user} (reranker: {served.reranker_name}; {len(seen)} seen items left out)"
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("movie")
-    table.add_column("id", justify="right")
-    table.add_column("retrieval score", justify="right")
-    if reranked:
-        table.add_column("predicted rating", justify="right")
-    for rank, item in enumerate(rows, start=1):
-        cells = [str(rank), titles.get(item.item_id, "?"), item.item_id, f"{item.retrieval_score:.3f}"]
-        if reranked:
-            cells.append(f"{item.score:.2f}")
-        table.add_row(*cells)
-    return table
+    table.add_column("item")
+    table.add_column("id")
+    table.add_column("score", justify="right")
+    shown = sorted({key for rec in rows for key in rec.metadata} - {"title", "name"})[:4]
+    for key in shown:
+        table.add_column(key)
+    for rank, rec in enumerate(rows, start=1):
+        extra = []
+        for key in shown:
+            value = rec.metadata.get(key, "")
+            extra.append(", ".join(value) if isinstance(value, list) else str(value))
+        table.add_row(str(rank), served.label(rec.item_id), rec.item_id, f"{rec.score:.3f}", *extra)
+    console.print(table)
 
 
 def recommend(
-    models: Annotated[
-        Path,
-        typer.Option("--models", help="Models directory written by `two-stage-rec train`.", file_okay=False),
-    ],
-    user: Annotated[str, typer.Option("--user", help="MovieLens user id, e.g. 55.")],
-    k: Annotated[int, typer.Option("--k", min=1, help="Recommendations to show.")] = 5,
-    candidates: Annotated[
-        int, typer.Option("--candidates", min=1, help="Movies retrieved from the index before reranking.")
-    ] = 50,
-    backend: Annotated[
-        BackendChoice,
-        typer.Option(
-            "--backend",
-            help="numpy: embedding tables + numpy MLP (fast, no TensorFlow); tensorflow: the SavedModels.",
-        ),
-    ] = BackendChoice.numpy,
-    store: Annotated[
-        StoreChoice,
-        typer.Option("--store", help="Vector index: exact FAISS flat index, or the numpy reference store."),
-    ] = StoreChoice.faiss,
-    index: Annotated[
+    models: ModelsOption = Path("models"),
+    user: Annotated[str | None, typer.Option("--user", help="One user id: print a table.")] = None,
+    users_file: Annotated[
         Path | None,
-        typer.Option(
-            "--index",
-            help="FAISS index directory: loaded when it exists, else built and saved there. "
-            "Default: build in memory each run (1,682 movies take milliseconds).",
-            file_okay=False,
-        ),
+        typer.Option("--users-file", help="A file of user ids, one per line: write --output.", dir_okay=False),
     ] = None,
-    exclude_seen: Annotated[
-        bool,
-        typer.Option("--exclude-seen/--no-exclude-seen", help="Leave out movies the user has already rated."),
-    ] = True,
-    data_dir: Annotated[
+    output: Annotated[
         Path | None,
-        typer.Option(
-            "--data-dir",
-            help="An existing ml-100k folder. Default: $TWO_STAGE_REC_DATA, else the cache (downloading if needed).",
-            file_okay=False,
-        ),
+        typer.Option("--output", help="JSON Lines file for --users-file (one object per user).", dir_okay=False),
     ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Recommendations per user.")] = 10,
+    candidates: CandidatesOption = 50,
+    include_seen: IncludeSeenOption = False,
+    filter_json: Annotated[
+        str | None,
+        typer.Option("--filter", help='Metadata filter (Pinecone filter language), e.g. \'{"year": {"$gte": 1990}}\'.'),
+    ] = None,
+    reranker: RerankerOption = RerankerChoice.recommended,
+    store: StoreOption = StoreChoice.faiss,  # type: ignore[attr-defined]
+    store_setting: StoreSettingOption = None,
+    pinecone_index: PineconeIndexOption = None,
+    pinecone_host: PineconeHostOption = None,
+    backend: BackendOption = BackendChoice.numpy,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar for --users-file.")] = True,
 ) -> None:
-    """Print a user's top-k movies: by retrieval score alone, and reranked by the
-    scoring model, beside the movies the user rated highest."""
+    """Recommend from a bundle: the top k for --user, or for every user of --users-file into --output.
+
+    Seen items are left out unless --include-seen; users the models were not
+    trained on get the most popular items, marked as fallback.
+    """
     from rich.console import Console
     from rich.markup import escape
 
-    from two_stage_rec.datasets import movielens_100k, seen_items_by_user
-    from two_stage_rec.pipeline import build_recommender
-    from two_stage_rec.recommender import Recommender
+    from two_stage_rec.assembly import assemble
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Console()
     try:
+        if (user is None) == (users_file is None):
+            raise InvalidInputError("pass either --user ID or --users-file FILE (with --output FILE.jsonl)")
+        if users_file is not None and output is None:
+            raise InvalidInputError("--users-file needs --output FILE.jsonl")
         if candidates < k:
             raise InvalidInputError(f"--candidates ({candidates}) must be at least --k ({k})")
-        if index is not None and store is not StoreChoice.faiss:
-            raise InvalidInputError("--index needs --store faiss")
-        data = movielens_100k(data_dir, progress=False)
-        built = (
-            build_recommender(models, store=store.value, backend=backend.value, data=data)
-            if (index is None or not index.exists())
-            else None
-        )
-        if built is not None:
-            recommender = built.recommender
-            if index is not None:
-                from two_stage_rec.stores.faiss import FaissVectorStore
-
-                assert isinstance(recommender.store, FaissVectorStore)  # --index implies --store faiss
-                recommender.store.save(index)
-                err.print(f"saved the index of {built.indexed} movies to {index}")
-        else:
-            assert index is not None
-            from two_stage_rec.artifacts import load_models
-            from two_stage_rec.cold_start import PopularityFallback
-            from two_stage_rec.datasets import item_popularity
-            from two_stage_rec.stores.faiss import FaissVectorStore
-
-            popularity = item_popularity(data.ratings)
-            loaded_models = load_models(models, backend=backend.value)
-            loaded_store = FaissVectorStore.load(index)
-            _check_index(loaded_store, loaded_models, data.movies.ids_str(), index)
-            recommender = Recommender(
-                user_embedder=loaded_models.user_embedder,
-                item_embedder=loaded_models.item_embedder,
-                store=loaded_store,
-                reranker=loaded_models.reranker,
-                fallback=PopularityFallback(list(popularity), scores=list(popularity.values())),
+        filter = _parse_filter(filter_json)
+        users = read_user_ids(users_file) if users_file is not None else []
+        settings = store_settings(store_setting, pinecone_index=pinecone_index, pinecone_host=pinecone_host)
+        with assemble(
+            models, store=store.value, store_settings=settings, backend=backend.value, reranker=reranker.value
+        ) as served:
+            if user is not None:
+                rows = served.recommend(user, k=k, candidates=candidates, filter=filter, include_seen=include_seen)
+                _print_user(served, user, rows, k)
+                return
+            assert output is not None
+            counts = write_recommendations(
+                served,
+                users,
+                output,
+                k=k,
+                candidates=candidates,
+                include_seen=include_seen,
+                filter=filter,
+                progress=progress,
             )
-            err.print(f"loaded the index from {index}")
-        seen = seen_items_by_user(data.ratings).get(user, set())
-        exclude = seen if exclude_seen else set()
-        plain = recommender.recommend(user, k=k, candidates=candidates, exclude=exclude, rerank=False)
-        reranked = recommender.recommend(user, k=k, candidates=candidates, exclude=exclude, rerank=True)
     except TwoStageRecError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
-
-    titles = {movie.id_str: movie.title for movie in data.movies}
-    history = data.ratings.for_user(user) if user.isdigit() else None
-    if history is not None and len(history):
-        from rich.table import Table
-
-        order = np.lexsort((history.timestamps, -history.ratings))[:k]
-        liked = Table(title=f"User {user}'s top ratings ({len(history)} rated)", title_justify="left")
-        liked.add_column("movie")
-        liked.add_column("rating", justify="right")
-        for row in order:
-            liked.add_row(titles.get(str(history.item_ids[row]), "?"), f"{history.ratings[row]:.0f}")
-        out.print(liked)
-    if plain and plain[0].source == "fallback":
-        from rich.table import Table
-
-        popular = Table(title=f"User {user} is unknown to the models: the most-rated movies", title_justify="left")
-        popular.add_column("#", justify="right")
-        popular.add_column("movie")
-        popular.add_column("id", justify="right")
-        popular.add_column("ratings", justify="right")
-        for rank, item in enumerate(plain, start=1):
-            popular.add_row(str(rank), titles.get(item.item_id, "?"), item.item_id, f"{item.score:.0f}")
-        out.print(popular)
-        return
-    seen_note = f", {len(exclude)} rated movies left out" if exclude else ""
-    out.print(_table(f"Top {k} by retrieval (dot product){seen_note}", plain, titles, reranked=False))
-    out.print(
-        _table(f"Top {k} of {candidates} candidates, reranked by the scoring model", reranked, titles, reranked=True)
+    err.print(
+        f"wrote {len(users):,} users to {output} ({counts['model']:,} from the model, "
+        f"{counts['fallback']:,} unknown users given the fallback)"
     )
+
+
+def _parse_filter(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"--filter is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("--filter must be a JSON object")
+    return parsed
 
 
 def register(app: typer.Typer) -> None:

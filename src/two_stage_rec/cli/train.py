@@ -1,138 +1,248 @@
-"""``two-stage-rec train``: train the towers and the scoring model on MovieLens-100K and export them."""
+"""``two-stage-rec train``: the recommended pipeline on MovieLens-100K or on your own files, written as a bundle."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from two_stage_rec.errors import TwoStageRecError
+from two_stage_rec.cli._choices import DataDirOption
+from two_stage_rec.cli._own_data import (
+    DropUnknownOption,
+    InteractionsOption,
+    ItemColumnOption,
+    ItemIdColumnOption,
+    ItemsOption,
+    ListColumnsOption,
+    OwnData,
+    RatingColumnOption,
+    TimestampColumnOption,
+    UserColumnOption,
+    WeightColumnOption,
+)
+from two_stage_rec.errors import InvalidInputError, TwoStageRecError
+
+if TYPE_CHECKING:
+    from two_stage_rec.workflow import TrainedBundle
 
 __all__ = ["register", "train"]
 
 
 class SplitChoice(str, Enum):
-    """``random``: the notebook's random 80/20 of all ratings; ``u1``..``u5``: GroupLens' folds."""
+    """How the held-out part is chosen."""
+
+    auto = "auto"
+    temporal = "temporal"
+    stratified = "stratified"
+    random = "random"
+    none = "none"
+
+
+class ProtocolChoice(str, Enum):
+    """MovieLens-100K's named protocols."""
 
     random = "random"
+    stratified = "stratified"
+    temporal = "temporal"
     u1 = "u1"
-    u2 = "u2"
-    u3 = "u3"
-    u4 = "u4"
-    u5 = "u5"
 
 
 def train(
-    out: Annotated[Path, typer.Option("--out", help="Models directory to write (created; same-named files replaced).")],
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="An existing ml-100k folder. Default: $TWO_STAGE_REC_DATA, else the cache (downloading if needed).",
-            file_okay=False,
-        ),
-    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Bundle directory to write (an earlier bundle there is replaced whole).")
+    ] = Path("models"),
+    interactions: InteractionsOption = None,
+    items: ItemsOption = None,
+    user_column: UserColumnOption = "user_id",
+    item_column: ItemColumnOption = "item_id",
+    rating_column: RatingColumnOption = None,
+    timestamp_column: TimestampColumnOption = None,
+    weight_column: WeightColumnOption = None,
+    item_id_column: ItemIdColumnOption = "item_id",
+    list_column: ListColumnsOption = None,
+    drop_unknown_items: DropUnknownOption = False,
     split: Annotated[
-        SplitChoice, typer.Option("--split", help="Train/test split: random 80/20 (the notebook's) or u1..u5.")
-    ] = SplitChoice.random,
-    test_fraction: Annotated[
-        float, typer.Option("--test-fraction", min=0.01, max=0.99, help="Share held out by --split random.")
-    ] = 0.2,
-    epochs: Annotated[
-        int,
-        typer.Option("--epochs", min=1, help="Maximum epochs of the joint towers + scoring training (early stopping)."),
-    ] = 6,
-    retrieval_epochs: Annotated[
-        int,
-        typer.Option("--retrieval-epochs", min=0, help="Retrieval-only epochs before the joint stage (default none)."),
-    ] = 0,
-    dropout: Annotated[
-        float,
-        typer.Option("--dropout", min=0.0, max=0.9, help="Dropout after each hidden layer of the scoring MLP."),
-    ] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the split, the initialisation and the batches.")] = 42,
-    side_features: Annotated[
-        bool,
+        SplitChoice,
         typer.Option(
-            "--side-features/--no-side-features",
-            help="Add movie genres and user age/gender/occupation to the towers.",
+            "--split",
+            help="Own data: the hold-out measured after training. auto = each user's latest 20% when there are "
+            "timestamps, else a random 20% per user; none = train on everything (nothing is measured).",
         ),
+    ] = SplitChoice.auto,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", min=0.01, max=0.99, help="Own data: share held out by --split.")
+    ] = 0.2,
+    protocol: Annotated[
+        ProtocolChoice,
+        typer.Option("--protocol", help="MovieLens-100K: the split (random = the notebook's 80/20)."),
+    ] = ProtocolChoice.random,
+    implicit: Annotated[
+        bool, typer.Option("--implicit", help="MovieLens-100K: drop the ratings and train on events alone.")
     ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random splits.")] = 42,
     saved_models: Annotated[
         bool,
         typer.Option(
-            "--saved-models/--no-saved-models",
-            help="Also write the TensorFlow SavedModels (the numpy files are always written).",
+            "--saved-models/--no-saved-models", help="Also write TF SavedModels of the notebook's shape (slower)."
         ),
-    ] = True,
+    ] = False,
+    data_dir: DataDirOption = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a bar per epoch.")] = True,
 ) -> None:
-    """Train on MovieLens-100K, print the test metrics, write the models directory.
+    """Train the recommended two-stage pipeline and write one complete models bundle.
 
-    Writes user_model/, item_model/, scoring_model/ (SavedModels called as in the
-    notebook), user_embeddings.npz, item_embeddings.npz, scoring_mlp.npz and
-    training_report.json.
+    Without --interactions it trains on MovieLens-100K. With --interactions
+    and --items it trains on your files. Either way it holds out a split,
+    trains the towers, the scoring model and the blend, picks the reranker
+    measured best on held-out training data, reports the held-out metrics and
+    writes the bundle that serve, recommend, evaluate and demo read.
     """
-    from dataclasses import replace
-
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    from two_stage_rec.datasets import canonical_split, movielens_100k, random_split
-    from two_stage_rec.training import TrainingConfig, train_models
-    from two_stage_rec.training.features import movielens_side_features
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        data = movielens_100k(data_dir, progress=progress)
-        if split is SplitChoice.random:
-            train_log, test_log = random_split(data.ratings, test_fraction, seed=seed)
-        else:
-            train_log, test_log = canonical_split(split.value, data.path, progress=progress)
-        defaults = TrainingConfig()
-        config = TrainingConfig(
-            retrieval=replace(defaults.retrieval, epochs=retrieval_epochs, use_side_features=side_features),
-            scoring=replace(defaults.scoring, epochs=epochs, dropout=dropout),
+        trained = _train(
+            out,
+            own=_own_data(
+                interactions,
+                items,
+                user_column,
+                item_column,
+                rating_column,
+                timestamp_column,
+                weight_column,
+                item_id_column,
+                list_column,
+                drop_unknown_items,
+            ),
+            split=split,
+            test_fraction=test_fraction,
+            protocol=protocol,
+            implicit=implicit,
             seed=seed,
-        )
-        user_features, item_features = movielens_side_features(data) if side_features else (None, None)
-        console.print(
-            f"training on {len(train_log):,} ratings ({split.value} split), testing on {len(test_log):,}; "
-            f"{len(data.movies):,} movies in the catalogue"
-        )
-        models = train_models(
-            train_log,
-            test=test_log,
-            items=data.movies.ids_str(),
-            user_features=user_features,
-            item_features=item_features,
-            config=config,
+            saved_models=saved_models,
+            data_dir=data_dir,
             progress=progress,
         )
-        models.save(out, saved_models=saved_models)
     except TwoStageRecError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
+    print_trained(trained)
 
-    report = models.report
-    table = Table(title=f"Test metrics ({split.value} split)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("better")
-    for k in config.eval_k:
-        accuracy = report.metrics[f"retrieval/test/top_{k}_accuracy"]
-        table.add_row(f"retrieval top-{k} accuracy", f"{accuracy:.4f}", "higher")
-    table.add_row("scoring RMSE", f"{report.metrics['scoring/test/rmse']:.4f}", "lower")
-    Console().print(table)
-    console.print(
-        f"epochs kept: retrieval {report.epochs['retrieval_best']}/{report.epochs['retrieval']}, "
-        f"scoring {report.epochs['scoring_best']}/{report.epochs['scoring']}; wall time: "
-        + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.wall_time_s.items())
+
+def _own_data(
+    interactions: Path | None,
+    items: Path | None,
+    user_column: str,
+    item_column: str,
+    rating_column: str | None,
+    timestamp_column: str | None,
+    weight_column: str | None,
+    item_id_column: str,
+    list_column: list[str] | None,
+    drop_unknown_items: bool,
+) -> OwnData | None:
+    if interactions is None and items is None:
+        return None
+    if interactions is None or items is None:
+        raise InvalidInputError("own data needs both --interactions FILE and --items FILE")
+    return OwnData(
+        interactions=interactions,
+        items=items,
+        user_column=user_column,
+        item_column=item_column,
+        rating_column=rating_column,
+        timestamp_column=timestamp_column,
+        weight_column=weight_column,
+        item_id_column=item_id_column,
+        list_columns=tuple(list_column or ()),
+        drop_unknown_items=drop_unknown_items,
     )
-    console.print(f"models written to {out} (report: {out / 'training_report.json'})")
+
+
+def _train(
+    out: Path,
+    *,
+    own: OwnData | None,
+    split: SplitChoice,
+    test_fraction: float,
+    protocol: ProtocolChoice,
+    implicit: bool,
+    seed: int,
+    saved_models: bool,
+    data_dir: Path | None,
+    progress: bool,
+) -> TrainedBundle:
+    from two_stage_rec.datasets.splits import SplitSpec
+    from two_stage_rec.workflow import default_split, train_bundle, train_movielens_bundle
+
+    if own is None:
+        return train_movielens_bundle(
+            out,
+            protocol=protocol.value,
+            implicit=implicit,
+            data_dir=data_dir,
+            saved_models=saved_models,
+            progress=progress,
+        )
+    log, catalogue = own.read()
+    if split is SplitChoice.none:
+        spec = None
+    elif split is SplitChoice.auto:
+        chosen = default_split(log)
+        spec = SplitSpec(chosen.kind, test_fraction, seed)
+    else:
+        spec = SplitSpec(split.value, test_fraction, seed)
+    return train_bundle(
+        log,
+        catalogue,
+        out,
+        split_spec=spec,
+        dataset=own.interactions.name,
+        saved_models=saved_models,
+        progress=progress,
+    )
+
+
+def print_trained(trained: TrainedBundle) -> None:
+    """The held-out metrics and where the bundle went."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    manifest = trained.manifest
+    split = manifest.split or {"kind": "none"}
+    console.print(
+        f"trained on {manifest.train_interactions:,} {manifest.feedback} events "
+        f"({manifest.users:,} users, {manifest.items:,} items; split {split.get('protocol', split['kind'])})"
+    )
+    choice = manifest.training.get("recommended_by", {})
+    if choice:
+        measured = ", ".join(f"{name} {value:.4f}" for name, value in choice.items())
+        console.print(f"validation NDCG@10 (a part of the training events): {measured}")
+    console.print(f"recommended reranker: [bold]{manifest.recommended}[/]")
+    if trained.held_out is not None:
+        result = trained.held_out
+        table = Table(title=f"Held-out top-{result.k} metrics over {result.n_users:,} users", title_justify="left")
+        table.add_column("ranking")
+        metrics = [f"ndcg@{result.k}", f"recall@{result.k}", f"precision@{result.k}"]
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for name, ranker in result.rankers.items():
+            label = name + (" (served)" if name == _served_name(manifest.recommended) else "")
+            table.add_row(label, *(f"{ranker.metrics[metric]:.4f}" for metric in metrics))
+        console.print(table)
+        if result.rating_errors:
+            console.print(f"scoring model RMSE on held-out ratings: {result.rating_errors['rmse']:.4f}")
+    console.print(f"wrote the bundle to {trained.path}")
+
+
+def _served_name(recommended: str) -> str:
+    """Evaluation calls retrieval order "retrieval"; the bundle calls it "none"."""
+    return "retrieval" if recommended == "none" else recommended
 
 
 def register(app: typer.Typer) -> None:

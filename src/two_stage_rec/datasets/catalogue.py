@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from two_stage_rec.errors import DatasetError, DuplicateIdError, InvalidIdError, InvalidInputError
 from two_stage_rec.types import Metadata, MetadataValue
 from two_stage_rec.validation import check_metadata
@@ -63,10 +65,14 @@ class Catalogue:
 
         Raises:
             DuplicateIdError: an id occurs twice (all duplicates are named).
-            InvalidIdError: an id is empty.
+            InvalidIdError: an id is empty, or neither a string nor an integer.
             InvalidMetadataError: a metadata value has an unsupported type, is
                 null or is not finite.
         """
+        for position, item_id in enumerate(item_ids):
+            # As in Interactions: 42.0 would silently become "42.0" and match no event of item "42".
+            if not isinstance(item_id, str | int | np.integer) or isinstance(item_id, bool):
+                raise InvalidIdError(f"catalogue item {position} has id {item_id!r}; ids must be strings or integers")
         ids = [str(item_id) for item_id in item_ids]
         if len(set(ids)) != len(ids):
             raise DuplicateIdError(sorted(item_id for item_id, n in Counter(ids).items() if n > 1))

@@ -41,11 +41,15 @@ def _id_column(values: npt.ArrayLike, name: str) -> StrArray:
     source = np.asarray(values)
     if source.ndim != 1:
         raise InvalidInputError(f"{name} must be one-dimensional, got shape {source.shape}")
-    if source.dtype.kind == "f" or source.dtype.kind == "b":
+    if source.dtype.kind in "fb" and source.size:  # an empty list arrives as float64: nothing to refuse
         # 42.0 would silently become the id "42.0"; a float id column is almost always a reading mistake.
-        raise InvalidInputError(f"{name} must be strings or integers, got {source.dtype} values")
+        raise InvalidInputError(
+            f"{name}[0] is {source[0].item()!r}; ids must be strings or integers, got {source.dtype} values"
+        )
     if source.dtype.kind == "O":
-        bad = np.array([v is None or isinstance(v, float | bool) for v in source.tolist()], dtype=bool)
+        bad = np.array(
+            [v is None or isinstance(v, float | bool | np.floating | np.bool_) for v in source.tolist()], dtype=bool
+        )
         if bad.any():
             row = _first(bad)
             raise InvalidInputError(f"{name}[{row}] is {source[row]!r}; ids must be strings or integers")
@@ -61,7 +65,12 @@ def _id_column(values: npt.ArrayLike, name: str) -> StrArray:
 def _float_column(values: npt.ArrayLike | None, name: str, *, positive: bool = False) -> npt.NDArray[np.float32] | None:
     if values is None:
         return None
-    if isinstance(values, np.ndarray) and values.dtype == np.float32 and values.ndim == 1 and not values.flags.writeable:
+    if (
+        isinstance(values, np.ndarray)
+        and values.dtype == np.float32
+        and values.ndim == 1
+        and not values.flags.writeable
+    ):
         return values
     try:
         column = np.array(values, dtype=np.float32)

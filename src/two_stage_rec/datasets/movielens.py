@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from two_stage_rec.datasets import checksums as _checksums
+from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.checksums import Checksums, verify_folder
 from two_stage_rec.datasets.download import CACHE_FOLDER_NAME, download_movielens_100k
-from two_stage_rec.datasets.movies import Movies, read_movies
-from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.datasets.movies import Movies, read_movies
 from two_stage_rec.datasets.ratings import read_ratings
 from two_stage_rec.datasets.users import Users, read_users
 

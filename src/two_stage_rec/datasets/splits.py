@@ -103,7 +103,9 @@ def _per_user_rank(
     return order, rank.astype(np.int64), np.repeat(block_sizes, block_sizes).astype(np.int64)
 
 
-def per_user_split(log: Interactions, test_fraction: float = 0.25, *, seed: int = 42) -> tuple[Interactions, Interactions]:
+def per_user_split(
+    log: Interactions, test_fraction: float = 0.25, *, seed: int = 42
+) -> tuple[Interactions, Interactions]:
     """Hold out a random ``test_fraction`` of each user's events (stratified by user).
 
     The protocol of Microsoft Recommenders' ML-100K benchmark table
@@ -164,7 +166,7 @@ def temporal_split(
         return _split_by_mask(log, np.zeros(0, dtype=np.bool_))
     order, rank, size = _per_user_rank(log, log.timestamps, np.arange(n))
     if last_n is not None:
-        if isinstance(last_n, bool) or last_n < 1:
+        if isinstance(last_n, bool) or not isinstance(last_n, int | np.integer) or last_n < 1:
             raise InvalidInputError(f"last_n must be a positive integer, got {last_n!r}")
         n_test = np.minimum(last_n, size - 1)
     else:

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError, UnknownKeyError
 from two_stage_rec.evaluation.bootstrap import PairedComparison, paired_bootstrap
-from two_stage_rec.evaluation.interactions import Interactions, InteractionsLike, as_interactions
 from two_stage_rec.evaluation.metrics import (
     average_precision_at_k,
     catalog_coverage,
@@ -40,10 +40,19 @@ IdMatrix = npt.NDArray[np.object_]
 _DEFAULT_CUTOFFS = (1, 5, 10, 20)
 
 
+def _check_log(log: object, name: str) -> Interactions:
+    if not isinstance(log, Interactions):
+        raise InvalidInputError(
+            f"{name} must be two_stage_rec.datasets.Interactions, got {type(log).__name__}; build one with "
+            "Interactions.from_arrays(user_ids=..., item_ids=...)"
+        )
+    return log
+
+
 def evaluate(
     recommender: Recommender,
-    train: InteractionsLike,
-    test: InteractionsLike,
+    train: Interactions,
+    test: Interactions,
     *,
     k: int = 10,
     cutoffs: Sequence[int] = _DEFAULT_CUTOFFS,
@@ -67,23 +76,24 @@ def evaluate(
 
     Args:
         recommender: the pipeline; its store must hold the catalogue.
-        train: interactions the models were trained on (see
-            :data:`~two_stage_rec.evaluation.interactions.InteractionsLike`);
-            used to exclude seen items and to rank the popularity baseline.
-        test: held-out interactions.
+        train: interactions the models were trained on; used to exclude
+            seen items and to rank the popularity baseline.
+        test: held-out interactions, explicit (ratings) or implicit.
         k: the main cut-off: the one compared between rankers.
         cutoffs: further cut-offs reported (curves run from 1 to the largest).
         candidates: items retrieved per user before reranking (>= N).
         exclude_seen: never recommend a user's training items (the usual
             protocol; without it, retrieval spends slots on known items).
         min_rating: count a test item as relevant only when rated at least
-            this; None counts every test interaction (implicit feedback).
+            this (needs test ratings); None counts every test interaction.
         rerankers: name -> reranker to evaluate on the same candidates; None
             evaluates ``recommender.reranker`` as ``"reranked"`` (if set).
         baselines: also evaluate ``"most_popular"`` (training counts, seen
             items excluded the same way).
         measure_rating_errors: also compute RMSE/MAE of ``recommender.reranker``
-            against the test ratings (only meaningful for a rating model).
+            against the test ratings (needs test ratings; only meaningful
+            for a rating model, not for the relevance logit a model trained
+            on implicit feedback outputs).
         batch_size: users per ``recommend_batch`` call (bounds memory).
         n_resamples: bootstrap resamples of the paired comparisons.
         confidence: level of the comparisons' confidence intervals.
@@ -93,9 +103,11 @@ def evaluate(
         An :class:`EvaluationResult`.
 
     Raises:
-        InvalidInputError: settings out of range, or no test user can be evaluated.
+        InvalidInputError: ``train`` or ``test`` is not an Interactions,
+            settings out of range, ``min_rating`` or ``measure_rating_errors``
+            on a test log without ratings, or no test user can be evaluated.
     """
-    train_log, test_log = as_interactions(train), as_interactions(test)
+    train_log, test_log = _check_log(train, "train"), _check_log(test, "test")
     cutoff_list = sorted({int(c) for c in (*cutoffs, k)})
     if k < 1 or cutoff_list[0] < 1:
         raise InvalidInputError(f"k and cut-offs must be positive, got k={k}, cutoffs={tuple(cutoffs)}")
@@ -129,7 +141,7 @@ def evaluate(
         )
     if baselines:
         rankings["most_popular"] = (
-            "the items rated most often in training (no personalisation)",
+            "the items with the most training interactions (no personalisation)",
             most_popular_ranking(train_log, users, excluded, depth),
         )
 
@@ -156,6 +168,8 @@ def evaluate(
     if measure_rating_errors:
         if recommender.reranker is None:
             raise InvalidInputError("measure_rating_errors needs recommender.reranker")
+        if test_log.ratings is None:
+            raise InvalidInputError("measure_rating_errors needs test ratings; this test log is implicit")
         errors = rating_errors(recommender, test_log)
     return EvaluationResult(
         k=k,
@@ -175,6 +189,7 @@ def evaluate(
             "seed": seed,
             "train_interactions": len(train_log),
             "test_interactions": len(test_log),
+            "test_has_ratings": test_log.ratings is not None,
             "store": type(recommender.store).__name__,
             "store_is_exact": bool(recommender.store.is_exact),
         },
@@ -239,7 +254,7 @@ def _recommend(
 
 
 def most_popular_ranking(
-    train: InteractionsLike, users: Sequence[str], excluded: Sequence[set[str]], depth: int
+    train: Interactions, users: Sequence[str], excluded: Sequence[set[str]], depth: int
 ) -> IdMatrix:
     """The ``depth`` items with the most training events, minus each user's exclusions.
 
@@ -253,7 +268,7 @@ def most_popular_ranking(
         object array (n, depth) of item ids, most popular first; ties broken
         by item id; ``""`` pads when fewer items remain.
     """
-    counts = as_interactions(train).item_counts()
+    counts = _check_log(train, "train").item_counts()
     items = sorted(counts, key=lambda item: (-counts[item], item))
     column_of = {item: column for column, item in enumerate(items)}
     scores: FloatMatrix = np.broadcast_to(-np.arange(len(items), dtype=np.float32), (len(users), len(items))).astype(
@@ -310,7 +325,7 @@ def _score_ranking(
     )
 
 
-def rating_errors(recommender: Recommender, test: InteractionsLike) -> dict[str, float]:
+def rating_errors(recommender: Recommender, test: Interactions) -> dict[str, float]:
     """RMSE and MAE of ``recommender.reranker``'s scores against the test ratings.
 
     User vectors come from the user embedder, item vectors from the store
@@ -324,7 +339,7 @@ def rating_errors(recommender: Recommender, test: InteractionsLike) -> dict[str,
         InvalidInputError: no reranker, no ratings, or no pair could be scored.
     """
     reranker = recommender.reranker
-    log: Interactions = as_interactions(test)
+    log = _check_log(test, "test")
     if reranker is None:
         raise InvalidInputError("rating errors need a reranker")
     if log.ratings is None:

@@ -1,41 +1,57 @@
-"""Train the towers and scoring model, and a :class:`~two_stage_rec.rerankers.blend.BlendReranker` for them.
+"""The recommended training recipe: models, a blend reranker, and the second stage to serve.
 
-Why: reranking by predicted rating lowers top-k relevance (see
-:mod:`two_stage_rec.rerankers.blend`). The blend fixes that, but its weights
-must be learned from interactions the towers have not seen, otherwise the
-retrieval score looks better than it is. The recipe:
+Why: reranking by the scoring model alone can lower top-k relevance (a rating
+model predicts how much a user would like an item, not which items they will
+pick; see :mod:`two_stage_rec.rerankers.blend`). The blend fixes that, but
+its weights must be learned from interactions the towers have not seen,
+otherwise the retrieval score looks better than it is. And which second stage
+is best depends on the data, so it is measured rather than assumed. The
+recipe of :func:`train_pipeline`:
 
-1. split the training ratings per user into A (90%) and V (10%);
-2. train towers and scoring model on A; fit the blend on V (V's items are the
-   positives, the other retrieved candidates the negatives);
-3. train towers and scoring model again on all training ratings (so serving
-   loses no data), and move the blend to them
+1. split the training log per user into A (90%) and V (10%);
+2. train towers and scoring model on A (the *first* models);
+3. on V, with each user's A items excluded and their V items relevant,
+   measure NDCG@10 of the three second stages
+   (:data:`~two_stage_rec.types.RerankerName`): ``"none"`` (retrieval
+   order), ``"scoring"`` (the candidates reordered by the scoring model) and
+   ``"blend"``. The blend is fitted on V itself, so its NDCG is estimated by
+   2-fold cross-fitting over V's users (fit on one half, measure on the
+   other, and the other way round); the blend kept is then fitted on all of V;
+4. train towers and scoring model again on all of the training log (so
+   serving loses no data), and move the blend to them
    (:meth:`~two_stage_rec.rerankers.blend.BlendReranker.moved_to`).
 
-The test set is never touched. Training takes about twice as long as
+``recommended`` is the second stage with the best NDCG@10 on V (ties prefer
+``"none"``, then ``"blend"``, then ``"scoring"``: the simpler stage wins). The
+test set is never touched. Training takes about twice as long as
 :func:`~two_stage_rec.training.train_models`.
+
+Explicit and implicit feedback both work: for implicit feedback the scoring
+model outputs a relevance logit, which the blend uses in place of a rating.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from two_stage_rec.datasets.ratings import Ratings, seen_items_by_user
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.datasets.splits import per_user_split
-from two_stage_rec.rerankers.blend import BLEND_FILE, BlendReranker, fit_blend
+from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.rerankers.blend import BlendReranker, BlendWeights, fit_blend
 from two_stage_rec.training.config import RetrievalConfig, ScoringConfig, TrainingConfig
+from two_stage_rec.training.data import check_log
 from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.pipeline import train_models
+from two_stage_rec.types import RERANKER_NAMES, RerankerName
 
-__all__ = ["BLEND_FILE", "BLEND_REPORT_FILE", "PIPELINE_CONFIG", "BlendTraining", "train_with_blend"]
-
-BLEND_REPORT_FILE = "blend_report.json"
+__all__ = ["IMPLICIT_PIPELINE_CONFIG", "PIPELINE_CONFIG", "PipelineTraining", "train_pipeline"]
 
 PIPELINE_CONFIG = TrainingConfig(
     retrieval=RetrievalConfig(temperature=1.0, epochs=8, validation_fraction=0.0),
@@ -45,7 +61,7 @@ PIPELINE_CONFIG = TrainingConfig(
     # from 0.46 to 0.25 when it was inherited.
     scoring=ScoringConfig(tower_l2=0.05),
 )
-"""Tower settings used with the blend (by the demo and by ``two-stage-rec evaluate`` when it trains):
+"""Tower settings of :func:`train_pipeline` for explicit feedback (ratings):
 8 epochs of retrieval-only training with a soft softmax (temperature 1.0), then
 the default joint fine-tuning with the scoring model.
 
@@ -57,75 +73,157 @@ temperature 0.5 / 1.0 / 2.0: 0.1382 / 0.1177 / 0.1114; pre-training without
 joint fine-tuning: 0.1496 (RMSE 0.981). Top-k relevance prefers a softer
 softmax than the default, which is tuned for top-100 accuracy."""
 
+IMPLICIT_PIPELINE_CONFIG = PIPELINE_CONFIG
+"""Settings of :func:`train_pipeline` for implicit feedback (``ratings is None``). Placeholder."""
+
+NDCG_CUTOFF = 10
+"""k of the NDCG@k that chooses the recommended second stage."""
+
+# Ties go to the simpler stage: retrieval alone, then the blend (which keeps the retrieval score).
+_PREFERENCE: tuple[RerankerName, ...] = ("none", "blend", "scoring")
+
 
 @dataclass(frozen=True, eq=False)
-class BlendTraining:
-    """Models trained on all training ratings, and a blend reranker fitted for them.
+class PipelineTraining:
+    """Models trained on all training events, a blend fitted for them, and the second stage to serve.
 
     Attributes:
         models: towers and scoring model trained on all of ``train``.
         blend: the blend, moved to ``models``' towers (uses ``models.reranker``).
-        report: how the blend was fitted (weights, hold-out size, the share of
-            the item prior the final towers reproduce, wall time).
+        recommended: the second stage that ranked V best (see the module docstring).
+        report: how it was decided: ``"validation_ndcg@10"`` (NDCG@10 on V per
+            second stage, higher is better; the blend's cross-fitted),
+            ``"recommended"``, the blend's weights and hold-out sizes, the share
+            of the item prior the final towers reproduce, the feedback kind,
+            the config's name and the wall time.
     """
 
     models: TrainedModels
     blend: BlendReranker
+    recommended: RerankerName
     report: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | os.PathLike[str], *, saved_models: bool = True) -> Path:
-        """Write the models directory, plus ``blend_reranker.npz`` and ``blend_report.json``."""
-        target = self.models.save(path, saved_models=saved_models)
-        self.blend.save(target / BLEND_FILE)
-        (target / BLEND_REPORT_FILE).write_text(json.dumps(self.report, indent=2) + "\n", encoding="utf-8")
-        return target
+    def reranker(self, name: RerankerName | None = None) -> Reranker | None:
+        """The reranker of a second stage (default: the recommended one); None for ``"none"``.
+
+        Raises:
+            InvalidInputError: ``name`` is not one of :data:`~two_stage_rec.types.RERANKER_NAMES`.
+        """
+        chosen = self.recommended if name is None else name
+        if chosen not in RERANKER_NAMES:
+            raise InvalidInputError(f"second stage must be one of {', '.join(RERANKER_NAMES)}, got {chosen!r}")
+        if chosen == "scoring":
+            return self.models.reranker
+        return self.blend if chosen == "blend" else None
 
 
-def train_with_blend(
-    train: Ratings,
+def default_config(train: Interactions) -> TrainingConfig:
+    """:data:`PIPELINE_CONFIG` for explicit feedback, :data:`IMPLICIT_PIPELINE_CONFIG` for implicit."""
+    return IMPLICIT_PIPELINE_CONFIG if train.ratings is None else PIPELINE_CONFIG
+
+
+def train_pipeline(
+    train: Interactions,
     *,
-    test: Ratings | None = None,
+    test: Interactions | None = None,
     items: Sequence[str] | None = None,
     config: TrainingConfig | None = None,
     holdout_fraction: float = 0.1,
     candidates: int = 50,
     seed: int = 7,
     progress: bool = True,
-) -> BlendTraining:
-    """Train models on ``train`` and a blend reranker for them; see the module docstring.
+) -> PipelineTraining:
+    """Train models on ``train``, a blend reranker for them, and choose the second stage to serve.
+
+    See the module docstring for the recipe.
 
     Args:
-        train: training ratings.
-        test: measured by :func:`train_models` only (never used for fitting).
-        items: the whole catalogue (e.g. all movie ids as strings).
-        config: passed to :func:`train_models` for both trainings.
-        holdout_fraction: share of each user's training ratings used to fit the blend.
-        candidates: candidates per user when fitting (match serving's).
-        seed: seed of the per-user hold-out split.
+        train: training events, explicit (ratings) or implicit (``ratings is None``).
+        test: measured by :func:`train_models` only (never used for fitting or choosing).
+        items: the whole catalogue (e.g. all movie ids as strings); defaults
+            to the items in ``train``.
+        config: passed to :func:`train_models` for both trainings; None picks
+            :func:`default_config` (by ``train.ratings is None``).
+        holdout_fraction: share of each user's training events in V.
+        candidates: candidates per user when fitting and measuring (match serving's).
+        seed: seed of the per-user hold-out split and of the cross-fitting halves.
         progress: progress bars.
+
+    Returns:
+        A :class:`PipelineTraining`.
+
+    Raises:
+        InvalidInputError: ``train`` is not an Interactions, ``candidates`` is
+            below 10, or no user's held-out item is among their candidates
+            (nothing to fit the blend on).
+        EmptyBatchError: ``train`` holds no events.
     """
+    started = time.perf_counter()
+    log = check_log(train, "train")
+    if candidates < NDCG_CUTOFF:
+        raise InvalidInputError(f"candidates must be at least {NDCG_CUTOFF}, got {candidates}")
+    chosen_config = default_config(log) if config is None else config
+    config_name = (
+        "custom"
+        if config is not None
+        else ("IMPLICIT_PIPELINE_CONFIG" if log.ratings is None else "PIPELINE_CONFIG")
+    )
     from two_stage_rec.stores.memory import InMemoryVectorStore
 
-    started = time.perf_counter()
-    fit_part, holdout = per_user_split(train, holdout_fraction, seed=seed)
-    first = train_models(fit_part, items=items, config=config, progress=progress)
+    fit_part, holdout = per_user_split(log, holdout_fraction, seed=seed)
+    first = train_models(fit_part, items=items, config=chosen_config, progress=progress)
     store = InMemoryVectorStore(dimension=first.dimension)
     store.upsert(first.item_keys, first.item_vectors)
+    user_embedder = first.user_embedder()
+    known_users = set(first.user_keys)
+    seen = fit_part.items_by_user()
+    targets = {user: items_ for user, items_ in holdout.items_by_user().items() if user in known_users}
+    users = sorted(targets)
+    if not users:
+        raise InvalidInputError("the hold-out split is empty: every user needs at least two events")
+
+    def ndcg(reranker: Reranker | None, among: Sequence[str]) -> npt.NDArray[np.float64]:
+        return _ndcg_per_user(user_embedder, store, among, seen, targets, reranker, candidates)
+
+    # 2-fold cross-fitting: each half's blend NDCG comes from a blend fitted on the other half.
+    order = np.random.default_rng(seed).permutation(len(users))
+    halves = [sorted(users[i] for i in order[: len(users) // 2]), sorted(users[i] for i in order[len(users) // 2 :])]
+    blend_ndcg: dict[str, float] = {}
+    fold_weights = []
+    for fit_half, measure_half in ((halves[0], halves[1]), (halves[1], halves[0])):
+        if not measure_half:
+            continue
+        fold = _fit_or_retrieval(user_embedder, store, seen, {u: targets[u] for u in fit_half}, first, candidates)
+        fold_weights.append({"retrieval": fold.weights.retrieval, "rating": fold.weights.rating})
+        blend_ndcg.update(zip(measure_half, ndcg(fold, measure_half).tolist(), strict=True))
+    validation_ndcg: dict[RerankerName, float] = {
+        "none": float(ndcg(None, users).mean()),
+        "scoring": float(ndcg(first.reranker, users).mean()),
+        "blend": float(np.mean([blend_ndcg[user] for user in users])),
+    }
+    recommended = max(_PREFERENCE, key=lambda name: validation_ndcg[name])  # max keeps the first of equals
+
     fitted = fit_blend(
-        user_embedder=first.user_embedder(),
+        user_embedder=user_embedder,
         store=store,
-        seen=seen_items_by_user(fit_part),
-        targets=seen_items_by_user(holdout),
+        seen=seen,
+        targets=targets,
         rating_model=first.reranker,
         candidates=candidates,
     )
-    final = train_models(train, test=test, items=items, config=config, progress=progress)
+    final = train_models(log, test=test, items=items, config=chosen_config, progress=progress)
     known_before = set(first.item_keys)
     shared = [key for key in final.item_keys if key in known_before]
     blend, r2 = fitted.moved_to(
         first.item_embedder().embed(shared), final.item_embedder().embed(shared), rating_model=final.reranker
     )
-    report = {
+    report: dict[str, Any] = {
+        "feedback": "implicit" if log.ratings is None else "explicit",
+        "config": config_name,
+        f"validation_ndcg@{NDCG_CUTOFF}": {name: round(value, 6) for name, value in validation_ndcg.items()},
+        "recommended": recommended,
+        "validation_users": len(users),
+        "blend_cross_fit_weights": fold_weights,
         "holdout_fraction": holdout_fraction,
         "holdout_ratings": len(holdout),
         "fit_ratings": len(fit_part),
@@ -135,4 +233,59 @@ def train_with_blend(
         "item_prior_r2_after_move": r2,
         "wall_time_s": time.perf_counter() - started,
     }
-    return BlendTraining(models=final, blend=blend, report=report)
+    return PipelineTraining(models=final, blend=blend, recommended=recommended, report=report)
+
+
+def _fit_or_retrieval(
+    user_embedder: Embedder,
+    store: VectorStore,
+    seen: Mapping[str, Collection[str]],
+    targets: Mapping[str, Collection[str]],
+    first: TrainedModels,
+    candidates: int,
+) -> BlendReranker:
+    """The blend fitted on ``targets``; retrieval order when no target is among any candidates.
+
+    A half of a small hold-out can hold no retrievable target: the honest
+    estimate of a blend that cannot learn is the retrieval order it starts from.
+    """
+    try:
+        return fit_blend(
+            user_embedder=user_embedder,
+            store=store,
+            seen=seen,
+            targets=targets,
+            rating_model=first.reranker,
+            candidates=candidates,
+        )
+    except InvalidInputError:
+        return BlendReranker(BlendWeights(retrieval=1.0, rating=0.0, item=None), metric=store.metric)
+
+
+def _ndcg_per_user(
+    user_embedder: Embedder,
+    store: VectorStore,
+    users: Sequence[str],
+    seen: Mapping[str, Collection[str]],
+    targets: Mapping[str, Collection[str]],
+    reranker: Reranker | None,
+    candidates: int,
+) -> npt.NDArray[np.float64]:
+    """NDCG@10 per user (float64 (len(users),)) of what a recommender would serve, seen items excluded."""
+    from two_stage_rec.evaluation.metrics import hit_matrix, ndcg_at_k
+    from two_stage_rec.recommender import Recommender
+
+    recommender = Recommender(user_embedder=user_embedder, store=store, reranker=reranker)
+    served = recommender.recommend_batch(
+        list(users),
+        k=NDCG_CUTOFF,
+        candidates=candidates,
+        exclude=[set(seen.get(user, ())) for user in users],
+        rerank=reranker is not None,
+    )
+    ids = np.full((len(users), NDCG_CUTOFF), "", dtype=object)
+    for row, recommendations in enumerate(served):
+        ids[row, : len(recommendations)] = [r.item_id for r in recommendations]
+    relevant = [set(targets[user]) for user in users]
+    hits = hit_matrix(ids, relevant)
+    return ndcg_at_k(hits, [len(r) for r in relevant], NDCG_CUTOFF)

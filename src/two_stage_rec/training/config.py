@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, get_args
 
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.rerankers.mlp import PairFeatures
 
-__all__ = ["RetrievalConfig", "ScoringConfig", "TrainingConfig"]
+__all__ = ["NEGATIVE_SAMPLINGS", "NegativeSampling", "RetrievalConfig", "ScoringConfig", "TrainingConfig"]
+
+NegativeSampling: TypeAlias = Literal["popularity", "uniform"]
+"""How implicit-feedback training draws the items a user did *not* interact with:
+``"popularity"`` in proportion to (training events of the item) ** 0.75 (word2vec's
+smoothing), ``"uniform"`` evenly over the catalogue."""
+
+NEGATIVE_SAMPLINGS: tuple[NegativeSampling, ...] = get_args(NegativeSampling)
 
 
 def _positive(name: str, value: float) -> None:
@@ -41,7 +48,7 @@ class RetrievalConfig:
             stage from both losses at once (``ScoringConfig.fine_tune_towers``),
             which measured better on both metrics than pre-training first
             (see ``benchmarks/train_quality.py``).
-        batch_size: ratings per step; the other items of a batch are the negatives.
+        batch_size: events per step; the other items of a batch are the negatives.
         learning_rate: Adam step size.
         temperature: logits are divided by it; smaller is sharper.
         popularity_correction: subtract log(item frequency) from the logits
@@ -49,7 +56,7 @@ class RetrievalConfig:
             without it popular items are over-penalised.
         remove_accidental_hits: ignore a batch negative that is the positive item.
         l2: L2 penalty on the embedding rows used in a batch.
-        validation_fraction: share of training ratings held out to choose the
+        validation_fraction: share of training events held out to choose the
             epoch (early stopping on top-``k`` accuracy); 0 trains all ``epochs``.
         patience: epochs without improvement before stopping.
         validation_k: k of the top-k accuracy used for early stopping.
@@ -92,28 +99,40 @@ class RetrievalConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ScoringConfig:
-    """The scoring (reranking) MLP: ``[u, v]`` from the towers -> rating.
+    """The scoring (reranking) MLP: ``[u, v]`` from the towers -> a score, higher is better.
+
+    What it learns depends on the feedback. Explicit (the log has ratings):
+    the rating, by mean squared error. Implicit (``ratings is None``): how
+    likely the user is to interact with the item, by binary cross-entropy of
+    the log's events (label 1) against ``negatives`` items sampled per event
+    (label 0); its output is then that probability's logit.
 
     Attributes:
         hidden_layers: ReLU layer widths; the output layer has one linear unit.
         features: the first layer's input; see
             :data:`two_stage_rec.rerankers.mlp.PairFeatures`.
-        fine_tune_towers: let the rating loss train the towers too (with
+        fine_tune_towers: let the rating (or relevance) loss train the towers too (with
             ``retrieval_weight`` times the retrieval loss kept in the objective
             so the towers still retrieve); False trains the MLP alone on frozen
             tower outputs, as the notebook's scoring model was.
         retrieval_weight: weight of the in-batch softmax while fine-tuning.
         tower_l2: L2 penalty on the tower outputs of a batch while fine-tuning.
-        epochs: maximum passes over the training ratings.
-        batch_size: ratings per step.
+        epochs: maximum passes over the training events.
+        batch_size: events (positives) per step.
         learning_rate: Adam step size (the peak, with a cosine schedule).
         learning_rate_schedule: ``"cosine"`` (decay to 5 % over ``epochs``) or ``"constant"``.
         l2: L2 penalty on the MLP weights.
         dropout: dropout rate after each hidden layer while training (the
             exported model, an inference model, has none).
-        validation_fraction: share of training ratings held out for early
-            stopping on RMSE; 0 trains all ``epochs``.
+        validation_fraction: share of training events held out for early
+            stopping (explicit: on RMSE; implicit: on the AUC of the held-out
+            events against a fixed sample of negatives); 0 trains all ``epochs``.
         patience: epochs without improvement before stopping (best weights kept).
+        negatives: implicit feedback only: items sampled per event as
+            negatives. A sampled item the user did interact with is not
+            counted as a negative.
+        negative_sampling: implicit feedback only: how negatives are drawn;
+            see :data:`NegativeSampling`.
     """
 
     hidden_layers: tuple[int, ...] = (64, 32)
@@ -129,9 +148,11 @@ class ScoringConfig:
     dropout: float = 0.0
     validation_fraction: float = 0.05
     patience: int = 2
+    negatives: int = 4
+    negative_sampling: NegativeSampling = "popularity"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "learning_rate", "patience"):
+        for name in ("epochs", "batch_size", "learning_rate", "patience", "negatives"):
             _positive(name, getattr(self, name))
         for width in self.hidden_layers:
             _positive("hidden layer width", width)
@@ -141,6 +162,10 @@ class ScoringConfig:
         if self.learning_rate_schedule not in ("cosine", "constant"):
             raise InvalidInputError(
                 f"learning_rate_schedule must be 'cosine' or 'constant', got {self.learning_rate_schedule!r}"
+            )
+        if self.negative_sampling not in NEGATIVE_SAMPLINGS:
+            raise InvalidInputError(
+                f"negative_sampling must be one of {', '.join(NEGATIVE_SAMPLINGS)}, got {self.negative_sampling!r}"
             )
         _fraction("dropout", self.dropout)
         for name in ("l2", "tower_l2", "retrieval_weight"):

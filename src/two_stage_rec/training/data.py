@@ -1,94 +1,76 @@
-"""What training reads: a rating log as three aligned arrays, keyed by id strings."""
+"""What training reads besides the interaction log: vocabularies, side features, hold-outs, negatives.
+
+The log itself is :class:`two_stage_rec.datasets.Interactions` (string ids;
+ratings for explicit feedback, ``None`` for implicit; optional weights).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import EmptyBatchError, InvalidInputError
+from two_stage_rec.training.config import NegativeSampling
 
-__all__ = ["Interactions", "RatingLog", "SideFeatures"]
+__all__ = [
+    "NegativeSampler",
+    "SideFeatures",
+    "check_log",
+    "event_weights",
+    "feature_matrix",
+    "hold_out_rows",
+    "vocabulary",
+]
 
 SideFeatures = Mapping[str, npt.ArrayLike]
 """Per-key side features: key -> float vector (f,), the same f for every key."""
 
 
-class RatingLog(Protocol):
-    """Anything with aligned ``user_ids``, ``item_ids`` and ``ratings`` arrays of one
-    length, e.g. :class:`two_stage_rec.datasets.Ratings`. Ids may be ints or strings;
-    models key them by their decimal string (``"42"``)."""
+def check_log(log: object, name: str) -> Interactions:
+    """``log`` itself when it is a non-empty :class:`Interactions`.
 
-    @property
-    def user_ids(self) -> npt.NDArray[Any]: ...
-
-    @property
-    def item_ids(self) -> npt.NDArray[Any]: ...
-
-    @property
-    def ratings(self) -> npt.NDArray[Any]: ...
-
-
-def _as_keys(values: npt.ArrayLike, name: str) -> npt.NDArray[np.str_]:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise InvalidInputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    keys = array.astype(np.str_)
-    if keys.size and (np.char.str_len(keys) == 0).any():
-        raise InvalidInputError(f"{name} hold empty ids")
-    return keys
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Interactions:
-    """A validated rating log: row i says ``users[i]`` rated ``items[i]`` with ``ratings[i]``.
-
-    Attributes:
-        users: str array (n,) of user keys.
-        items: str array (n,) of item keys.
-        ratings: float32 array (n,); higher is better.
+    Raises:
+        InvalidInputError: ``log`` is another type (the message says how to build one).
+        EmptyBatchError: the log holds no events.
     """
+    if not isinstance(log, Interactions):
+        raise InvalidInputError(
+            f"{name} must be two_stage_rec.datasets.Interactions, got {type(log).__name__}; build one with "
+            "Interactions.from_arrays(user_ids=..., item_ids=..., ratings=... or None)"
+        )
+    if len(log) == 0:
+        raise EmptyBatchError(f"{name} holds no interactions")
+    return log
 
-    users: npt.NDArray[np.str_]
-    items: npt.NDArray[np.str_]
-    ratings: npt.NDArray[np.float32]
 
-    @classmethod
-    def from_log(cls, log: RatingLog, *, name: str = "ratings") -> Interactions:
-        """Convert and check a :class:`RatingLog`.
+def hold_out_rows(log: Interactions, fraction: float, rng: np.random.Generator) -> tuple[Interactions, Interactions | None]:
+    """Hold out a random ``fraction`` of rows (not per user): ``(rest, held_out)``, both in log order.
 
-        Raises:
-            EmptyBatchError: the log is empty.
-            InvalidInputError: columns differ in length, or ratings are not finite.
-        """
-        users = _as_keys(log.user_ids, f"{name}.user_ids")
-        items = _as_keys(log.item_ids, f"{name}.item_ids")
-        ratings = np.asarray(log.ratings, dtype=np.float32).reshape(-1)
-        if not (len(users) == len(items) == len(ratings)):
-            raise InvalidInputError(f"{name}: columns differ in length ({len(users)}, {len(items)}, {len(ratings)})")
-        if len(users) == 0:
-            raise EmptyBatchError(f"{name} hold no ratings")
-        if not np.isfinite(ratings).all():
-            raise InvalidInputError(f"{name} hold NaN or infinite ratings")
-        return cls(users=users, items=items, ratings=ratings)
+    ``held_out`` is None when ``round(len(log) * fraction)`` is 0; ``rng`` is
+    then left untouched (so a run without validation draws the same batches).
+    """
+    count = round(len(log) * fraction)
+    if count == 0:
+        return log, None
+    order = rng.permutation(len(log))
+    return log.take(np.sort(order[count:])), log.take(np.sort(order[:count]))
 
-    def __len__(self) -> int:
-        return int(self.users.shape[0])
 
-    def take(self, rows: npt.NDArray[np.intp]) -> Interactions:
-        """The rows selected by an integer index array."""
-        return Interactions(users=self.users[rows], items=self.items[rows], ratings=self.ratings[rows])
+def event_weights(log: Interactions) -> npt.NDArray[np.float32] | None:
+    """The log's weights scaled to mean 1, float32 (n,), or None when it has none.
 
-    def split(self, fraction: float, rng: np.random.Generator) -> tuple[Interactions, Interactions | None]:
-        """Hold out a random ``fraction`` of rows: (rest, held_out); held_out is None for 0."""
-        count = round(len(self) * fraction)
-        if count == 0:
-            return self, None
-        order = rng.permutation(len(self))
-        return self.take(np.sort(order[count:])), self.take(np.sort(order[:count]))
+    Scaling keeps the loss on the scale of an unweighted run, so learning
+    rates and loss weights tuned without weights still apply; only the
+    relative importance of events changes.
+    """
+    if log.weights is None:
+        return None
+    weights = log.weights.astype(np.float64)
+    scaled: npt.NDArray[np.float32] = (weights / weights.mean()).astype(np.float32)
+    return scaled
 
 
 def vocabulary(keys: npt.NDArray[np.str_], extra: Sequence[str] | None = None) -> list[str]:
@@ -118,3 +100,61 @@ def feature_matrix(keys: Sequence[str], features: SideFeatures | None, name: str
     if not np.isfinite(matrix).all():
         raise InvalidInputError(f"{name} side features hold NaN or infinity")
     return matrix
+
+
+class NegativeSampler:
+    """Draws items a user did *not* interact with, as negatives for implicit feedback.
+
+    Items are tower rows ``1 .. n_rows - 1`` (row 0 is the unknown key). A
+    draw that is one of the user's known events is kept in place (so shapes
+    stay fixed) but flagged invalid: it must not count as a negative.
+
+    Args:
+        n_rows: rows of the item tower (catalogue size + 1).
+        known_users: int64 (m,) user rows of the events that are *not*
+            negatives (the user's positives).
+        known_items: int64 (m,) their item rows.
+        counts: int (n_rows,) training events per item row, for
+            ``kind="popularity"``.
+        kind: ``"popularity"`` draws an item in proportion to ``count ** 0.75``
+            (an item never seen counts once), ``"uniform"`` evenly.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        *,
+        known_users: npt.NDArray[np.int64],
+        known_items: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.int64] | None = None,
+        kind: NegativeSampling = "popularity",
+    ) -> None:
+        if n_rows < 2:
+            raise InvalidInputError("negative sampling needs at least one item")
+        self.n_rows = int(n_rows)
+        if kind == "popularity":
+            if counts is None:
+                raise InvalidInputError("popularity sampling needs item counts")
+            mass = np.maximum(np.asarray(counts, dtype=np.float64)[1:], 1.0) ** 0.75
+        else:
+            mass = np.ones(n_rows - 1, dtype=np.float64)
+        cdf = np.cumsum(mass)
+        self._cdf = cdf / cdf[-1]
+        self._known = np.unique(known_users.astype(np.int64) * self.n_rows + known_items.astype(np.int64))
+
+    def sample(
+        self, user_rows: npt.NDArray[np.int64], per_event: int, rng: np.random.Generator
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """``per_event`` negatives for each of n events.
+
+        Returns:
+            ``(items, valid)``: int64 (n * per_event,) item rows, the negatives
+            of event i at ``i * per_event .. (i + 1) * per_event - 1``; bool
+            (n * per_event,), False where the draw is one of the user's known events.
+        """
+        draws = np.searchsorted(self._cdf, rng.random(len(user_rows) * per_event), side="right") + 1
+        items = np.minimum(draws, self.n_rows - 1).astype(np.int64)
+        codes = np.repeat(user_rows.astype(np.int64), per_event) * self.n_rows + items
+        at = np.minimum(np.searchsorted(self._known, codes), max(len(self._known) - 1, 0))
+        known = self._known[at] == codes if len(self._known) else np.zeros(len(codes), dtype=bool)
+        return items, ~known

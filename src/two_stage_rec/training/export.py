@@ -36,7 +36,7 @@ def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_
         PersistenceError: the directory cannot be written.
     """
     # Imported here: artifacts imports training.report, so a top-level import would be circular.
-    from two_stage_rec.artifacts import (
+    from two_stage_rec.bundle import (
         ITEM_EMBEDDINGS,
         ITEM_MODEL,
         REPORT,

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from two_stage_rec.types import FloatMatrix
 
-__all__ = ["factorized_top_k_accuracy", "rmse"]
+__all__ = ["binary_log_loss", "factorized_top_k_accuracy", "rmse", "sampled_auc"]
 
 
 def factorized_top_k_accuracy(
@@ -50,3 +50,44 @@ def rmse(predicted: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """Root mean squared error (lower is better)."""
     difference = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
     return float(np.sqrt(np.mean(difference**2)))
+
+
+def sampled_auc(
+    positive_scores: npt.ArrayLike, negative_scores: npt.ArrayLike, valid: npt.ArrayLike | None = None
+) -> float:
+    """Share of (event, sampled negative) pairs the model orders correctly (higher is better).
+
+    Each event is compared with the negatives sampled for it (same user), so
+    this is the per-user ranking AUC estimated from a sample; a tie counts
+    half. 0.5 is chance, 1.0 every event above every one of its negatives.
+
+    Args:
+        positive_scores: float (n,), the model's score of each event.
+        negative_scores: float (n, m), the scores of the m negatives sampled for each event.
+        valid: bool (n, m), which negatives count (e.g. not an item the user
+            did interact with); None counts all.
+
+    Returns:
+        The AUC in [0, 1], or NaN when no pair counts.
+    """
+    positive = np.asarray(positive_scores, dtype=np.float64).reshape(-1, 1)
+    negative = np.asarray(negative_scores, dtype=np.float64)
+    mask = np.ones(negative.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    pairs = int(mask.sum())
+    if pairs == 0:
+        return float("nan")
+    wins = ((positive > negative) & mask).sum() + 0.5 * ((positive == negative) & mask).sum()
+    return float(wins / pairs)
+
+
+def binary_log_loss(
+    logits: npt.ArrayLike, labels: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> float:
+    """Weighted mean binary cross-entropy of logits against 0/1 labels (lower is better)."""
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    # max(z, 0) - z*y + log(1 + exp(-|z|)): the overflow-free form of -y log s(z) - (1-y) log(1-s(z)).
+    losses = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    total = float(w.sum())
+    return float((w * losses).sum() / total) if total > 0 else float("nan")

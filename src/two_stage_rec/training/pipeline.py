@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
+from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.rerankers.mlp import MLPReranker
 from two_stage_rec.training.config import TrainingConfig
-from two_stage_rec.training.data import Interactions, RatingLog, SideFeatures, feature_matrix, vocabulary
-from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse
+from two_stage_rec.training.data import (
+    NegativeSampler,
+    SideFeatures,
+    check_log,
+    feature_matrix,
+    hold_out_rows,
+    vocabulary,
+)
+from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse, sampled_auc
 from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.report import TrainingReport
 from two_stage_rec.types import FloatMatrix
 
-__all__ = ["train_models"]
+__all__ = ["EVALUATION_NEGATIVES", "train_models"]
+
+EVALUATION_NEGATIVES = 10
+"""Negatives drawn uniformly from the catalogue per event for the reported
+``scoring/<split>/auc`` of implicit feedback. Uniform, whatever the training
+sampler, so that runs with different samplers report comparable numbers."""
 
 
 def train_models(
-    train: RatingLog,
+    train: Interactions,
     *,
-    test: RatingLog | None = None,
+    test: Interactions | None = None,
     items: Sequence[str] | None = None,
     user_features: SideFeatures | None = None,
     item_features: SideFeatures | None = None,
@@ -29,21 +44,29 @@ def train_models(
 ) -> TrainedModels:
     """Train the two towers and the scoring model, and measure them on ``test``.
 
-    Two stages. Retrieval: the towers learn from every rating as a positive
-    (user, item) pair with an in-batch softmax. Scoring: the MLP learns the
-    rating values from ``[user_vector, item_vector]``; by default the towers
-    are fine-tuned with it, the retrieval loss kept in the objective (see
-    :class:`ScoringConfig`). Each stage holds out ``validation_fraction`` of
-    ``train`` to choose its epoch; ``test`` is only measured, never trained
-    on, and the metrics are those of the final (exported) towers.
+    Two stages. Retrieval: the towers learn from every event as a positive
+    (user, item) pair with an in-batch softmax (a rating, when present, is not
+    used). Scoring: the MLP learns from ``[user_vector, item_vector]`` either
+    the rating (explicit feedback, ``train.ratings`` set; mean squared error)
+    or relevance (implicit feedback, ``train.ratings is None``; binary
+    cross-entropy against sampled negatives, the output being a logit). By
+    default the towers are fine-tuned with it, the retrieval loss kept in the
+    objective (see :class:`ScoringConfig`). Either way the scoring model's
+    output is higher for better items. Event weights, when the log has them,
+    weight each event's loss terms.
+
+    Each stage holds out ``validation_fraction`` of ``train`` to choose its
+    epoch; ``test`` is only measured, never trained on, and the metrics are
+    those of the final (exported) towers.
 
     Args:
-        train: the training ratings (e.g. ``two_stage_rec.datasets.Ratings``).
-        test: ratings to measure on, or None.
+        train: the training events, explicit or implicit.
+        test: events to measure on, or None. Its ratings are used only when
+            ``train`` has ratings too.
         items: the whole item catalogue (e.g. all 1,682 movie ids); items
-            nobody rated in ``train`` still get a row, so the catalogue can be
-            indexed and top-k accuracy ranks against all of it. Defaults to the
-            items in ``train``.
+            nobody interacted with in ``train`` still get a row, so the
+            catalogue can be indexed and top-k accuracy ranks against all of
+            it. Defaults to the items in ``train``.
         user_features: optional side features per user key (used when
             ``config.retrieval.use_side_features``).
         item_features: optional side features per item key (likewise).
@@ -51,18 +74,26 @@ def train_models(
         progress: show a tqdm bar per epoch.
 
     Returns:
-        :class:`TrainedModels`; its report holds the metrics
-        (``retrieval/test/top_{k}_accuracy``, ``scoring/test/rmse``, ...).
+        :class:`TrainedModels`; its report holds the metrics:
+        ``retrieval/<split>/top_<k>_accuracy`` for each k (higher is better),
+        and ``scoring/<split>/rmse`` (explicit; lower is better) or
+        ``scoring/<split>/auc`` (implicit: each event against
+        :data:`EVALUATION_NEGATIVES` uniformly drawn items the user has no
+        event with; higher is better), for ``<split>`` ``train`` and ``test``.
 
     Raises:
-        InvalidInputError: the ratings, catalogue or features are malformed.
+        InvalidInputError: ``train`` or ``test`` is not an
+            :class:`~two_stage_rec.datasets.Interactions`, or the catalogue or
+            features are malformed.
+        EmptyBatchError: ``train`` or ``test`` holds no events.
         MissingDependencyError: TensorFlow is not installed.
     """
     config = config or TrainingConfig()
-    train_log = Interactions.from_log(train, name="train")
-    test_log = None if test is None else Interactions.from_log(test, name="test")
-    user_keys = vocabulary(train_log.users)
-    item_keys = vocabulary(train_log.items, items)
+    train_log = check_log(train, "train")
+    test_log = None if test is None else check_log(test, "test")
+    implicit = train_log.ratings is None
+    user_keys = vocabulary(train_log.user_ids)
+    item_keys = vocabulary(train_log.item_ids, items)
 
     from two_stage_rec.training._tf import seed_everything
     from two_stage_rec.training.retrieval import RetrievalRun, train_retrieval
@@ -86,7 +117,7 @@ def train_models(
     )
     retrieval: RetrievalRun | None = None
     if config.retrieval.epochs > 0:
-        fit_log, validation_log = train_log.split(config.retrieval.validation_fraction, rng)
+        fit_log, validation_log = hold_out_rows(train_log, config.retrieval.validation_fraction, rng)
         retrieval = train_retrieval(
             fit_log,
             user_tower=user_tower,
@@ -96,7 +127,7 @@ def train_models(
             validation=validation_log,
             progress=progress,
         )
-    fit_scoring, validation_scoring = train_log.split(config.scoring.validation_fraction, rng)
+    fit_scoring, validation_scoring = hold_out_rows(train_log, config.scoring.validation_fraction, rng)
     scoring = train_scoring(
         fit_scoring,
         user_tower=user_tower,
@@ -109,22 +140,28 @@ def train_models(
     )
     user_table = user_tower.table()  # row 0: unknown key
     item_table = item_tower.table()
-
-    def pairs(log: Interactions) -> FloatMatrix:
-        return np.concatenate([user_table[user_tower.rows(log.users)], item_table[item_tower.rows(log.items)]], axis=1)
+    user_rows_of, item_rows_of = user_tower.rows, item_tower.rows
 
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     for split_name, log in (("train", train_log), ("test", test_log)):
         if log is None:
             continue
-        item_rows = item_tower.rows(log.items) - 1
+        item_rows = item_rows_of(log.item_ids) - 1
         known = item_rows >= 0  # an item outside the catalogue can never be retrieved: a miss
-        users = user_table[user_tower.rows(log.users)]
+        users = user_table[user_rows_of(log.user_ids)]
         accuracy = factorized_top_k_accuracy(users[known], item_table[1:], item_rows[known], config.eval_k)
         for k, value in accuracy.items():
             metrics[f"retrieval/{split_name}/top_{k}_accuracy"] = value * float(known.mean())
-        metrics[f"scoring/{split_name}/rmse"] = rmse(scoring.reranker.forward(pairs(log)), log.ratings)
+        if implicit:
+            metrics[f"scoring/{split_name}/auc"] = _relevance_auc(
+                scoring.reranker, log, train_log, user_table, item_table, user_rows_of, item_rows_of, config.seed
+            )
+        elif log.ratings is not None:
+            pairs: FloatMatrix = np.concatenate(
+                [user_table[user_rows_of(log.user_ids)], item_table[item_rows_of(log.item_ids)]], axis=1
+            )
+            metrics[f"scoring/{split_name}/rmse"] = rmse(scoring.reranker.forward(pairs), log.ratings)
     data = {
         "train_ratings": len(train_log),
         "users": len(user_keys),
@@ -134,8 +171,8 @@ def train_models(
     }
     if test_log is not None:
         data["test_ratings"] = len(test_log)
-        data["test_unknown_users"] = int((user_tower.rows(test_log.users) == 0).sum())
-        data["test_unknown_items"] = int((item_tower.rows(test_log.items) == 0).sum())
+        data["test_unknown_users"] = int((user_rows_of(test_log.user_ids) == 0).sum())
+        data["test_unknown_items"] = int((item_rows_of(test_log.item_ids) == 0).sum())
     report = TrainingReport(
         metrics={k: round(v, 6) for k, v in metrics.items()},
         epochs={
@@ -153,6 +190,7 @@ def train_models(
         config=config.to_dict(),
         data=data,
         history={"retrieval": [] if retrieval is None else retrieval.history, "scoring": scoring.history},
+        feedback="implicit" if implicit else "explicit",
     )
     return TrainedModels(
         user_keys=user_keys,
@@ -164,3 +202,29 @@ def train_models(
         reranker=scoring.reranker,
         report=report,
     )
+
+
+def _relevance_auc(
+    reranker: MLPReranker,
+    log: Interactions,
+    train: Interactions,
+    user_table: FloatMatrix,
+    item_table: FloatMatrix,
+    rows_of_users: Callable[[npt.ArrayLike], npt.NDArray[np.int64]],
+    rows_of_items: Callable[[npt.ArrayLike], npt.NDArray[np.int64]],
+    seed: int,
+) -> float:
+    """AUC of each event of ``log`` against uniformly drawn items its user has no event with (train or ``log``)."""
+    users = rows_of_users(log.user_ids)
+    items = rows_of_items(log.item_ids)
+    sampler = NegativeSampler(
+        item_table.shape[0],
+        known_users=np.concatenate([rows_of_users(train.user_ids), users]),
+        known_items=np.concatenate([rows_of_items(train.item_ids), items]),
+        kind="uniform",
+    )
+    # Its own generator: the measurement must not depend on how much randomness training drew.
+    negatives, valid = sampler.sample(users, EVALUATION_NEGATIVES, np.random.default_rng(seed))
+    positive = reranker.score(user_table[users], item_table[items])
+    negative = reranker.score(user_table[np.repeat(users, EVALUATION_NEGATIVES)], item_table[negatives])
+    return sampled_auc(positive, negative.reshape(-1, EVALUATION_NEGATIVES), valid.reshape(-1, EVALUATION_NEGATIVES))

@@ -8,13 +8,17 @@ import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from two_stage_rec.errors import ModelError
 
-__all__ = ["REPORT_FILE", "TrainingReport", "library_versions"]
+__all__ = ["REPORT_FILE", "Feedback", "TrainingReport", "library_versions"]
 
 REPORT_FILE = "training_report.json"
+
+Feedback: TypeAlias = Literal["explicit", "implicit"]
+"""What the scoring model learned from: ratings (it predicts a rating) or bare
+events (it predicts the logit of an interaction)."""
 
 
 def library_versions() -> dict[str, str]:
@@ -34,7 +38,8 @@ class TrainingReport:
 
     Attributes:
         metrics: e.g. ``retrieval/test/top_100_accuracy`` (higher is better),
-            ``scoring/test/rmse`` (lower is better); keys name split and metric.
+            ``scoring/test/rmse`` (explicit feedback; lower is better) or
+            ``scoring/test/auc`` (implicit; higher is better); keys name split and metric.
         epochs: epochs run and epoch kept, per model
             (``retrieval``, ``retrieval_best``, ``scoring``, ``scoring_best``).
         wall_time_s: seconds of wall time per stage (``retrieval``, ``scoring``, ``export``).
@@ -43,6 +48,9 @@ class TrainingReport:
         data: sizes of what was trained and evaluated on.
         versions: :func:`library_versions` at training time.
         history: per-epoch values per model (loss and validation metric).
+        feedback: ``"explicit"`` (the scoring model predicts ratings) or
+            ``"implicit"`` (it outputs a relevance logit); reports written
+            before implicit training existed read as explicit.
     """
 
     metrics: dict[str, float]
@@ -53,6 +61,7 @@ class TrainingReport:
     data: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    feedback: Feedback = "explicit"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -78,6 +87,9 @@ class TrainingReport:
             source = source / REPORT_FILE
         try:
             raw = json.loads(source.read_text(encoding="utf-8"))
-            return cls(**raw)
+            report = cls(**raw)
         except (OSError, ValueError, TypeError) as exc:
             raise ModelError(f"{source} is not a training report: {exc}") from exc
+        if report.feedback not in ("explicit", "implicit"):
+            raise ModelError(f"{source}: unknown feedback {report.feedback!r}; expected 'explicit' or 'implicit'")
+        return report
