@@ -4,7 +4,7 @@ The server runs in its own process (this script re-launched with ``--serve``),
 so the load generator and the server do not share a GIL. It serves either
 synthetic models of MovieLens-100K's size (943 users, 1,682 items, 32-d, a
 64-64-1 numpy MLP reranker, ~106 seen items per user) or, with ``--models``,
-a trained models directory through ``two_stage_rec.pipeline.build_recommender``.
+a trained bundle through ``two_stage_rec.assembly.assemble`` (its recommended reranker).
 
 Measured in one run:
 
@@ -105,15 +105,15 @@ def synthetic(seed: int = 0) -> tuple[Recommender, dict[str, list[str]], dict[st
 
 def trained(models: Path, store: str, backend: str) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:
     """The recommender ``two-stage-rec serve --models`` would serve."""
-    from two_stage_rec.pipeline import build_recommender
+    from two_stage_rec.assembly import assemble
 
-    built = build_recommender(
+    served = assemble(
         models,
         store="faiss" if store == "faiss" else "memory",
         backend="tensorflow" if backend == "tensorflow" else "numpy",
-        progress=False,
     )
-    return built.recommender, {u: list(s) for u, s in built.seen_items.items()}, dict(built.item_titles)
+    titles = {item: served.label(item) for item in served.bundle.catalogue.item_ids}
+    return served.recommender, {u: list(s) for u, s in served.bundle.seen_items.items()}, titles
 
 
 def build(args: argparse.Namespace) -> tuple[Recommender, dict[str, list[str]], dict[str, str]]:

@@ -23,21 +23,22 @@ def movielens_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_movielens_models(movielens_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete models directory (SavedModels and numpy files) for every ML-100K user and movie.
+    """A complete bundle (with SavedModels) for ML-100K's random 80/20 split, trained by the real pipeline.
 
-    Trained for one joint epoch with small towers, so that examples
-    which need *a* trained models directory (README, docs pages) run in
-    seconds; it is not a good model and no test should judge its quality.
+    Trained for one joint epoch with small towers, so that examples which
+    need *a* trained bundle (README, docs pages) run in seconds; it is not a
+    good model and no test should judge its quality.
     """
     pytest.importorskip("tensorflow", reason="training the example models needs the 'tensorflow' extra")
-    from two_stage_rec.datasets import movielens_100k
-    from two_stage_rec.training import RetrievalConfig, ScoringConfig, TrainingConfig, train_models
+    from two_stage_rec.training import RetrievalConfig, ScoringConfig, TrainingConfig
+    from two_stage_rec.workflow import train_movielens_bundle
 
-    data = movielens_100k(movielens_dir)
     tiny = TrainingConfig(
         retrieval=RetrievalConfig(embedding_dim=8, output_dim=8, validation_fraction=0.0),
         scoring=ScoringConfig(hidden_layers=(8,), epochs=1, validation_fraction=0.0),
         eval_k=(10,),
     )
-    models = train_models(data.ratings, items=data.movies.ids_str(), config=tiny, progress=False)
-    return models.save(tmp_path_factory.mktemp("tiny-models") / "models")
+    out = tmp_path_factory.mktemp("tiny-models") / "models"
+    return train_movielens_bundle(
+        out, data_dir=movielens_dir, config=tiny, saved_models=True, measure=False, progress=False
+    ).path

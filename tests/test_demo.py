@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from synthetic_models import write_synthetic_models
 from two_stage_rec.cli import app
 from two_stage_rec.cli.demo import DemoResult, RatedMovie, ensure_models, render_html, run_demo
-from two_stage_rec.cli.evaluate import models_protocol
+from two_stage_rec.bundle import read_bundle, read_manifest
 from two_stage_rec.recommender import Recommendation
 
 runner = CliRunner()
@@ -28,6 +28,8 @@ RESULT = DemoResult(
     retrieval=[recommendation("50", "Star Wars (1977)", 1.0)],
     reranked=[recommendation("64", "Shawshank <Redemption>", 4.5)],
     blended=None,
+    recommended="none",
+    feedback="explicit",
     candidates=50,
     store="InMemoryVectorStore(dimension=8)",
     models=Path("models"),
@@ -47,7 +49,16 @@ def test_html_shows_both_rankings_and_the_profile_escaped() -> None:
 
 def test_html_shows_the_blend_column_when_there_is_one() -> None:
     page = render_html(dataclasses.replace(RESULT, blended=[recommendation("98", "Silence of the Lambs", 0.9)]))
-    assert "Reranked by learned blend (recommended)" in page and "Silence of the Lambs" in page
+    assert "Reranked by learned blend" in page and "Silence of the Lambs" in page
+    marked = render_html(dataclasses.replace(RESULT, blended=RESULT.reranked, recommended="blend"))
+    assert "Reranked by learned blend — recommended" in marked
+
+
+def test_implicit_bundles_say_relevance_not_rating_and_show_seen_items() -> None:
+    implicit = dataclasses.replace(RESULT, feedback="implicit", profile=[RatedMovie("1", "Toy Story (1995)", None)])
+    page = render_html(implicit)
+    assert "Reranked by predicted relevance" in page and "predicted rating" not in page.split("<h2>")[1]
+    assert "seen" in page
 
 
 def test_html_has_posters_only_when_a_poster_function_is_given() -> None:
@@ -55,21 +66,22 @@ def test_html_has_posters_only_when_a_poster_function_is_given() -> None:
     assert 'src="https://posters.example/50.jpg"' in page and 'src="https://posters.example/1.jpg"' in page
 
 
-def test_ensure_models_keeps_complete_models_and_does_not_train(tmp_path: Path) -> None:
-    models = write_synthetic_models(tmp_path)
+@pytest.mark.integration
+def test_ensure_models_keeps_a_complete_bundle_and_does_not_train(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     assert ensure_models(models) is False
-    assert models_protocol(models) == "random"
+    assert (read_manifest(models).split or {})["protocol"] == "random"
 
 
 def test_bad_store_is_a_usage_error() -> None:
     result = runner.invoke(app, ["demo", "--store", "annoy"])
-    assert result.exit_code == 2 and "faiss, memory, pinecone" in result.output
+    assert result.exit_code == 2 and "'faiss', 'memory', 'pinecone'" in result.output
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("store", ["faiss", "memory"])
 def test_demo_end_to_end_on_movielens(movielens_dir: Path, tmp_path: Path, store: str) -> None:
-    models = write_synthetic_models(tmp_path / "models")
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     page = tmp_path / "demo.html"
     result = runner.invoke(
         app,
@@ -89,18 +101,19 @@ def test_demo_end_to_end_on_movielens(movielens_dir: Path, tmp_path: Path, store
     )
     assert result.exit_code == 0, result.output
     assert "Without reranking" in result.output and "Reranked by predicted rating" in result.output
-    assert "Reranked by learned blend" in result.output
-    assert "What user 55 rated (21 movies" in result.output
+    assert "Reranked by learned blend — recommended" in result.output
+    assert "What user 55 rated (" in result.output
     assert page.is_file() and "Recommendations for user 55" in page.read_text(encoding="utf-8")
 
 
 @pytest.mark.integration
 def test_demo_leaves_out_rated_movies_unless_asked(movielens_dir: Path, tmp_path: Path) -> None:
-    models = write_synthetic_models(tmp_path / "models")
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     kwargs = {"models_dir": models, "store": "memory", "k": 50, "data_dir": movielens_dir, "progress": False}
     result = run_demo("42", **kwargs)  # type: ignore[arg-type]
     rated = {movie.movie_id for movie in result.profile}
-    assert len(rated) == 183  # user 42's ratings
+    assert len(rated) == len(read_bundle(models).seen_items["42"]) > 100  # user 42's training ratings
+    assert all(movie.rating is not None for movie in result.profile)  # MovieLens: with stars
     assert len(result.retrieval) == 50 and len(result.reranked) == 50
     assert not rated & {r.item_id for r in result.retrieval + result.reranked}
     # the reranked column reorders the same 50 candidates
@@ -114,12 +127,12 @@ def test_demo_leaves_out_rated_movies_unless_asked(movielens_dir: Path, tmp_path
 
 @pytest.mark.integration
 def test_unknown_user_gets_a_clear_error(movielens_dir: Path, tmp_path: Path) -> None:
-    models = write_synthetic_models(tmp_path / "models")
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     result = runner.invoke(
         app, ["demo", "--user", "5000", "--models", str(models), "--store", "memory", "--data-dir", str(movielens_dir)]
     )
     assert result.exit_code == 1
-    assert "unknown user(s): '5000'" in result.output and "1..943" in result.output
+    assert "'5000'" in result.output and "1..943" in result.output
 
 
 @pytest.mark.integration
@@ -128,7 +141,7 @@ def test_pinecone_without_configuration_fails_clearly(
 ) -> None:
     for name in ("PINECONE_API_KEY", "PINECONE_INDEX", "PINECONE_HOST"):
         monkeypatch.delenv(name, raising=False)
-    models = write_synthetic_models(tmp_path / "models")
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     result = runner.invoke(
         app, ["demo", "--models", str(models), "--store", "pinecone", "--data-dir", str(movielens_dir)]
     )
@@ -148,12 +161,14 @@ def test_demo_on_pinecone_gives_the_same_top_movies_as_faiss(
     pytest.importorskip("pinecone", reason="the pinecone extra is not installed")
     from two_stage_rec.testing.pinecone_server import PineconeTestServer
 
-    models = write_synthetic_models(tmp_path / "models")
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
     kwargs = {"models_dir": models, "data_dir": movielens_dir, "progress": False}
     with PineconeTestServer(api_key="pcsk_demo-test-key") as server:
         monkeypatch.setenv("PINECONE_API_KEY", "pcsk_demo-test-key")
         monkeypatch.setenv("PINECONE_CONTROLLER_HOST", server.url)
-        on_pinecone = run_demo("55", store="pinecone", pinecone_index="demo-movies", **kwargs)  # type: ignore[arg-type]
+        on_pinecone = run_demo(
+            "55", store="pinecone", store_settings={"index_name": "demo-movies"}, **kwargs  # type: ignore[arg-type]
+        )
     on_faiss = run_demo("55", store="faiss", **kwargs)  # type: ignore[arg-type]
     assert "PineconeVectorStore" in on_pinecone.store and "pcsk_demo-test-key" not in on_pinecone.store
     for column in ("retrieval", "reranked", "blended"):

@@ -12,6 +12,7 @@ from two_stage_rec import errors
 
 EXPECTED_PUBLIC = {
     "AuthenticationError",
+    "Catalogue",
     "ChecksumMismatchError",
     "DatasetError",
     "DimensionMismatchError",
@@ -24,6 +25,7 @@ EXPECTED_PUBLIC = {
     "InvalidFilterError",
     "InvalidIdError",
     "InvalidInputError",
+    "Interactions",
     "InvalidMetadataError",
     "LimitExceededError",
     "Metadata",
@@ -38,6 +40,7 @@ EXPECTED_PUBLIC = {
     "Recommendation",
     "Recommender",
     "Reranker",
+    "RerankerName",
     "Source",
     "StoreError",
     "StoreStats",

@@ -1,5 +1,5 @@
-"""``build_recommender`` and ``two-stage-rec serve`` on the real MovieLens-100K catalogue,
-with a small synthetic models directory (numpy backend) standing in for trained models."""
+"""``assemble`` and ``two-stage-rec serve`` on the real MovieLens-100K catalogue,
+with a small synthetic bundle (numpy backend) standing in for trained models."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from synthetic_models import write_synthetic_models
 from two_stage_rec import ModelError
-from two_stage_rec.artifacts import ITEM_EMBEDDINGS, SCORING_MLP, USER_EMBEDDINGS
+from two_stage_rec.assembly import assemble
 from two_stage_rec.cli import app as cli_app
-from two_stage_rec.datasets import MovieLens100K, movielens_100k
-from two_stage_rec.embedders.table import TableEmbedder
-from two_stage_rec.pipeline import build_recommender
-from two_stage_rec.rerankers.mlp import MLPReranker
 from two_stage_rec.serving import create_app
 
 pytestmark = pytest.mark.integration
@@ -31,49 +28,42 @@ def movielens(movielens_dir: Path) -> MovieLens100K:
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory, movielens: MovieLens100K) -> Path:
-    """Random towers for every ML-100K user and movie but movie 1682, and a random 2-layer MLP."""
-    rng = np.random.default_rng(3)
-    root = tmp_path_factory.mktemp("models")
-    users = [str(u) for u in np.unique(movielens.ratings.user_ids)]
-    movies = [m for m in movielens.movies.ids_str() if m != "1682"]
-    TableEmbedder(users, rng.normal(size=(len(users), DIMENSION))).save(root / USER_EMBEDDINGS)
-    TableEmbedder(movies, rng.normal(size=(len(movies), DIMENSION))).save(root / ITEM_EMBEDDINGS)
-    weights = [rng.normal(size=(2 * DIMENSION, 8)), rng.normal(size=(8, 1))]
-    MLPReranker(weights, [np.zeros(8), np.zeros(1)], user_dimension=DIMENSION).save(root / SCORING_MLP)
-    return root
+def models_dir(tmp_path_factory: pytest.TempPathFactory, movielens_dir: Path) -> Path:
+    """A random bundle for every ML-100K user and movie but movie 1682 (random 80/20 split)."""
+    root = tmp_path_factory.mktemp("models") / "bundle"
+    return write_synthetic_models(root, dimension=DIMENSION, seed=3, data_dir=movielens_dir, drop_items=("1682",))
 
 
-def test_build_recommender_indexes_the_catalogue_and_serves_it(models_dir: Path, movielens: MovieLens100K) -> None:
-    built = build_recommender(models_dir, store="memory", data=movielens)
-    assert built.indexed == 1681  # every movie the item table knows
-    assert built.item_titles["50"] == "Star Wars (1977)"
-    assert len(built.seen_items) == 943 and len(built.seen_items["42"]) == len(movielens.ratings.for_user(42))
-    client = TestClient(create_app(built.recommender, item_titles=built.item_titles, seen_items=built.seen_items))
+def test_assembled_bundle_is_served_with_its_recommended_reranker(models_dir: Path) -> None:
+    served = assemble(models_dir, store="memory")
+    assert served.indexed == 1681 and served.reranker_name == "blend"
+    assert served.label("50") == "Star Wars (1977)"
+    client = TestClient(create_app(served.recommender, seen_items=served.bundle.seen_items))
     items = client.get("/recommendations/42", params={"k": 10}).json()["items"]
     assert len(items) == 10
-    assert not {item["item_id"] for item in items} & built.seen_items["42"]
-    assert all(item["title"] == movielens.movies[item["item_id"]].title for item in items)
+    assert not {item["item_id"] for item in items} & served.seen("42")
+    assert all(item["title"] == served.label(item["item_id"]) for item in items)
     assert all(item["source"] == "reranked" for item in items)
-    # An unknown user gets the most-rated movies; Star Wars (583 ratings) leads.
+    # An unknown user gets the most popular movies of the training split; Star Wars leads.
     newcomer = client.get("/recommendations/new-user", params={"k": 3}).json()["items"]
-    assert newcomer[0]["item_id"] == "50" and newcomer[0]["score"] == 583.0
+    popularity = served.bundle.popularity
+    assert newcomer[0]["item_id"] == "50" and newcomer[0]["score"] == float(popularity["50"])
     assert {item["source"] for item in newcomer} == {"fallback"}
 
 
-def test_faiss_and_memory_stores_serve_the_same_recommendations(models_dir: Path, movielens: MovieLens100K) -> None:
+def test_faiss_and_memory_stores_serve_the_same_recommendations(models_dir: Path) -> None:
     pytest.importorskip("faiss", reason="the faiss extra is not installed")
-    memory = build_recommender(models_dir, store="memory", data=movielens, fallback=False).recommender
-    faiss = build_recommender(models_dir, store="faiss", data=movielens, fallback=False).recommender
+    memory = assemble(models_dir, store="memory", fallback=False)
+    faiss = assemble(models_dir, store="faiss", fallback=False)
     users = ["1", "42", "500"]
     for a, b in zip(memory.recommend_batch(users, k=5), faiss.recommend_batch(users, k=5), strict=True):
         assert [r.item_id for r in a] == [r.item_id for r in b]
         assert [r.score for r in a] == pytest.approx([r.score for r in b], rel=1e-5)
 
 
-def test_build_recommender_rejects_an_incomplete_models_dir(tmp_path: Path, movielens: MovieLens100K) -> None:
-    with pytest.raises(ModelError, match="missing"):
-        build_recommender(tmp_path, store="memory", data=movielens)
+def test_assemble_rejects_a_directory_that_is_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a models bundle"):
+        assemble(tmp_path, store="memory")
 
 
 def test_serve_command_builds_the_app_and_runs_uvicorn(
@@ -88,7 +78,7 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(
     monkeypatch.setattr("two_stage_rec.serving.run", fake_run)
     result = CliRunner().invoke(
         cli_app,
-        ["serve", "--models", str(models_dir), "--store", "memory", "--data-dir", str(movielens_dir), "--port", "8123"],
+        ["serve", "--models", str(models_dir), "--store", "memory", "--port", "8123"],
     )
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"], served["log_level"]) == ("127.0.0.1", 8123, "info")
@@ -99,10 +89,8 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(
     assert client.get("/recommendations/7").status_code == 200
 
 
-def test_serve_command_reports_a_bad_models_dir_cleanly(tmp_path: Path, movielens_dir: Path) -> None:
-    result = CliRunner().invoke(
-        cli_app, ["serve", "--models", str(tmp_path), "--store", "memory", "--data-dir", str(movielens_dir)]
-    )
+def test_serve_command_reports_a_bad_models_dir_cleanly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["serve", "--models", str(tmp_path), "--store", "memory"])
     assert result.exit_code == 1
-    assert "error:" in result.output and "missing user_embeddings.npz" in result.output
+    assert "error:" in result.output and "not a models bundle" in result.output
     assert "Traceback" not in result.output

@@ -1,7 +1,7 @@
 """two_stage_rec: retrieve candidates from a vector index, then rerank them with a deep model.
 
-The package root holds the contracts, result types, errors and the
-:class:`Recommender`. Backends are imported by their full path::
+The package root holds the contracts, the data types (:class:`Interactions`,
+:class:`Catalogue`), result types, errors and the :class:`Recommender`. Backends are imported by their full path::
 
     from two_stage_rec.stores.memory import InMemoryVectorStore
     from two_stage_rec.stores.faiss import FaissVectorStore        # extra: faiss
@@ -12,6 +12,8 @@ Importing this package imports numpy and nothing heavier.
 """
 
 from two_stage_rec.cold_start import PopularityFallback
+from two_stage_rec.datasets.catalogue import Catalogue
+from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import (
     AuthenticationError,
     ChecksumMismatchError,
@@ -38,12 +40,13 @@ from two_stage_rec.errors import (
 )
 from two_stage_rec.protocols import Embedder, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender, Source
-from two_stage_rec.types import FetchResult, Filter, Metadata, Metric, QueryResult, StoreStats
+from two_stage_rec.types import FetchResult, Filter, Metadata, Metric, QueryResult, RerankerName, StoreStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "Catalogue",
     "ChecksumMismatchError",
     "DatasetError",
     "DimensionMismatchError",
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidFilterError",
     "InvalidIdError",
     "InvalidInputError",
+    "Interactions",
     "InvalidMetadataError",
     "LimitExceededError",
     "Metadata",
@@ -70,6 +74,7 @@ __all__ = [
     "Recommendation",
     "Recommender",
     "Reranker",
+    "RerankerName",
     "Source",
     "StoreError",
     "StoreStats",

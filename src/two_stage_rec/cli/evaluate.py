@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -73,7 +73,6 @@ def evaluate_protocol(
     from two_stage_rec.bundle import is_bundle, read_manifest
     from two_stage_rec.workflow import (
         MOVIELENS_PROTOCOLS,
-        MovieLensProtocol,
         evaluate_bundle,
         train_movielens_bundle,
     )
@@ -86,7 +85,7 @@ def evaluate_protocol(
             raise ModelError(f"no bundle in {models_dir}")
         train_movielens_bundle(
             models_dir,
-            protocol=cast(MovieLensProtocol, protocol),  # checked against MOVIELENS_PROTOCOLS above
+            protocol=protocol,
             implicit=implicit,
             data_dir=data_dir,
             measure=False,

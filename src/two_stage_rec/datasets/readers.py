@@ -54,7 +54,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -332,11 +332,7 @@ class _Origin:
         last = max(wanted)
         found: dict[int, int] = {}
         try:
-            if self.compressed:
-                handle = gzip.open(self.csv_path, "rt", encoding="utf-8", errors="replace", newline="")
-            else:
-                handle = open(self.csv_path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
-            with handle:
+            with _open_text(self.csv_path, compressed=self.compressed) as handle:
                 reader = csv.reader(handle, delimiter=self.separator)
                 row = -1  # the header
                 previous = 0
@@ -351,6 +347,12 @@ class _Origin:
         except (OSError, csv.Error):
             pass  # the caller falls back to "data row i is line i + 2"
         return found
+
+
+def _open_text(path: Path, *, compressed: bool) -> TextIO:
+    if compressed:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
 
 
 def _blank(record: list[str]) -> bool:
@@ -412,11 +414,15 @@ class _TableFile:
         present = self._columns()
         _check_columns(present, wanted, _Origin(str(self.path)), hint=self._separator_hint(present))
         selected = list(wanted) if only_wanted else None
-        frame = self._read_csv(selected, text, numbers, nullable) if self.kind == "csv" else self._read_parquet(
-            selected, nullable
+        frame = (
+            self._read_csv(selected, text, numbers, nullable)
+            if self.kind == "csv"
+            else self._read_parquet(selected, nullable)
         )
         if len(frame) == 0:
-            raise InvalidInputError(f"{self.path} has no data rows" + (" (only a header)" if self.kind == "csv" else ""))
+            raise InvalidInputError(
+                f"{self.path} has no data rows" + (" (only a header)" if self.kind == "csv" else "")
+            )
         return frame
 
     def _columns(self) -> list[Any]:
@@ -427,30 +433,37 @@ class _TableFile:
                 return list(parquet.read_schema(self.path).names)
             except (OSError, arrow.ArrowException) as exc:
                 raise DatasetError(f"cannot read {self.path} as Parquet: {exc}") from exc
-        header = self._call_pandas_csv(nrows=0)
+        header = self._pandas_csv(nrows=0)
         return list(header.columns)
 
-    def _read_csv(self, selected: list[str] | None, text: Collection[str], numbers: Collection[str], nullable: bool) -> Any:
-        dtypes: dict[str, Any] = {column: str for column in text}
+    def _read_csv(
+        self, selected: list[str] | None, text: Collection[str], numbers: Collection[str], nullable: bool
+    ) -> Any:
+        pd = _pandas()
+        as_text: dict[str, Any] = {column: str for column in text}
         options: dict[str, Any] = {"dtype_backend": "numpy_nullable"} if nullable else {}
         try:
-            frame = self._call_pandas_csv(usecols=selected, dtype=dtypes | {c: "float64" for c in numbers}, **options)
+            frame = self._pandas_csv(
+                usecols=selected,
+                dtype=as_text | {column: "float64" for column in numbers},
+                floats=bool(numbers),
+                **options,
+            )
         except _NumberParseError:
-            # A number column holds something else ("abc", "NaN"): read it as text, so that the
-            # column check can name the value and its line (pandas' own message names neither).
-            frame = self._call_pandas_csv(usecols=selected, dtype=dtypes | {c: str for c in numbers}, **options)
-        if not _pandas().api.types.is_any_real_numeric_dtype(frame.index) or not isinstance(
-            frame.index, _pandas().RangeIndex
-        ):
-            # pandas takes a first data row with one field more than the header as a
-            # row label column and shifts every value one column left; refuse instead.
+            # A number column holds something else ("abc", "NaN"): read it again as text, so that
+            # the column check can name the value and its line (pandas' message names neither).
+            frame = self._pandas_csv(usecols=selected, dtype=as_text | {column: str for column in numbers}, **options)
+        if not isinstance(frame.index, pd.RangeIndex):
+            # pandas takes a first data row with one field more than the header for a row
+            # label column and shifts every value one column left; refuse instead.
             raise InvalidInputError(
-                f"{self.path}, {self.origin.at(0)}: the row has more fields than the header names columns; "
+                f"{self.path}, {self.origin.at(0)}: the row has one field more than the header names columns; "
                 "check the separator and quoting"
             )
         return frame
 
-    def _call_pandas_csv(self, **options: Any) -> Any:
+    def _pandas_csv(self, *, floats: bool = False, **options: Any) -> Any:
+        """``pandas.read_csv`` with this file's format; pandas' errors become ours."""
         pd = _pandas()
         try:
             return pd.read_csv(
@@ -466,13 +479,13 @@ class _TableFile:
         except pd.errors.EmptyDataError as exc:
             raise InvalidInputError(f"{self.path} is empty: no header and no data rows") from exc
         except pd.errors.ParserError as exc:
-            raise InvalidInputError(f"{self.path} is not valid {self._format_name}: {exc}".rstrip()) from exc
+            raise InvalidInputError(f"{self.path} is not valid {self._format_name}: {str(exc).strip()}") from exc
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{self.path} is not UTF-8 text: {exc}") from exc
         except OSError as exc:
             raise DatasetError(f"cannot read {self.path}: {exc}") from exc
         except ValueError as exc:
-            if "dtype" in options and any(value == "float64" for value in options["dtype"].values()):
+            if floats:  # what is left is a value float64 could not hold
                 raise _NumberParseError from exc
             raise InvalidInputError(f"{self.path}: {exc}") from exc
 
@@ -497,7 +510,7 @@ class _TableFile:
         if not others:
             return ""
         used = "tabs" if self.separator == "\t" else "commas"
-        return f"; the header looks separated by {others[0]}, but this reader splits {self.path.suffix} files on {used}"
+        return f"; the header looks separated by {others[0]}, but {self._format_name} files are split on {used}"
 
 
 class _NumberParseError(Exception):
@@ -568,7 +581,7 @@ def _interactions(
         if origin.csv_path is None:
             raise InvalidInputError(f"{exc} (column {mapping.item!r})") from exc
         first = int(np.flatnonzero(~np.isin(log.item_ids, np.asarray(catalogue.item_ids, dtype=np.str_)))[0])
-        raise InvalidInputError(f"{exc} (column {mapping.item!r}, first at {origin.at(first)})") from exc
+        raise InvalidInputError(f"{exc} (column {mapping.item!r}; data row {first} is {origin.at(first)})") from exc
     if dropped:
         _log.warning(
             "%s: dropped %d of %d interactions whose item (column %r) is not in the catalogue",
@@ -600,21 +613,23 @@ def _shown(series: Any, row: int, origin: _Origin) -> str:
     return repr(value)
 
 
-def _refuse(series: Any, column: str, row: int, origin: _Origin, rule: str, error: type[InvalidInputError]) -> None:
+def _refuse(
+    series: Any, column: str, row: int, origin: _Origin, rule: str, error: type[InvalidInputError] = InvalidInputError
+) -> NoReturn:
     raise error(f"{origin.name}, {origin.at(row)}: column {column!r} is {_shown(series, row, origin)}; {rule}")
 
 
 def _id_strings(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.str_]:
     """Ids as a numpy string array, integers as decimal strings; refuses gaps, blanks and non-ids."""
-    pd = _pandas()
-    types = pd.api.types
+    types = _pandas().api.types
     series = _plain(series)
     rule = "ids must be non-empty strings or integers"
     missing = series.isna().to_numpy(dtype=bool)
     if missing.any():
         _refuse(series, column, _first(missing), origin, rule, InvalidIdError)
     dtype = series.dtype
-    if dtype == object:
+    ids: npt.NDArray[np.str_]
+    if types.is_object_dtype(dtype):
         values = series.to_numpy(dtype=object)
         if types.infer_dtype(values, skipna=False) not in ("string", "integer"):
             # Only a hand-built frame mixes kinds in one column, so a loop is affordable here.
@@ -624,14 +639,12 @@ def _id_strings(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.str
         ids = values.astype(np.str_)
     elif types.is_bool_dtype(dtype):
         _refuse(series, column, 0, origin, f"{rule} (the column holds booleans)", InvalidIdError)
-        raise AssertionError("unreachable")
     elif types.is_integer_dtype(dtype):
         ids = series.to_numpy(dtype=np.uint64 if types.is_unsigned_integer_dtype(dtype) else np.int64).astype(np.str_)
     elif types.is_float_dtype(dtype):
         # pandas holds an integer column with gaps as float; accept it when every value is whole.
         numbers = series.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(numbers) | (np.abs(numbers) >= _LARGEST_INT64)
-        bad[~bad] |= numbers[~bad] != np.floor(numbers[~bad])
+        bad = ~np.isfinite(numbers) | (np.abs(numbers) >= _LARGEST_INT64) | (numbers != np.floor(numbers))
         if bad.any():
             _refuse(series, column, _first(bad), origin, f"{rule} (a float id must be a whole number)", InvalidIdError)
         ids = numbers.astype(np.int64).astype(np.str_)
@@ -639,7 +652,6 @@ def _id_strings(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.str
         ids = series.to_numpy(dtype=object).astype(np.str_)
     else:
         _refuse(series, column, 0, origin, f"{rule} (the column holds {dtype} values)", InvalidIdError)
-        raise AssertionError("unreachable")
     blank = np.char.str_len(np.char.strip(ids)) == 0
     if blank.any():
         _refuse(series, column, _first(blank), origin, rule, InvalidIdError)
@@ -647,10 +659,9 @@ def _id_strings(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.str
 
 
 def _as_numbers(series: Any) -> Any:
-    """A column as numbers (a Series); what is not a number becomes NaN."""
+    """A column as a numeric Series; what is not a number becomes NaN."""
     pd = _pandas()
-    types = pd.api.types
-    if types.is_numeric_dtype(series.dtype):
+    if pd.api.types.is_numeric_dtype(series.dtype):
         return series
     try:
         return pd.to_numeric(series, errors="coerce")
@@ -660,9 +671,7 @@ def _as_numbers(series: Any) -> Any:
 
 
 def _number_or_nan(value: object) -> float:
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    if isinstance(value, int | float | str | np.number):
+    if isinstance(value, int | float | str | np.number | np.bool_):
         try:
             return float(value)
         except ValueError:
@@ -673,13 +682,12 @@ def _number_or_nan(value: object) -> float:
 def _finite_numbers(series: Any, column: str, origin: _Origin, rule: str) -> npt.NDArray[np.float64]:
     series = _plain(series)
     if _pandas().api.types.is_datetime64_any_dtype(series.dtype):
-        _refuse(series, column, 0, origin, f"{rule} (the column holds date-times)", InvalidInputError)
-    numbers = _as_numbers(series).to_numpy(dtype=np.float64, na_value=np.nan)
+        _refuse(series, column, 0, origin, f"{rule} (the column holds date-times)")
+    numbers: npt.NDArray[np.float64] = _as_numbers(series).to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(numbers)
     if bad.any():
-        _refuse(series, column, _first(bad), origin, rule, InvalidInputError)
-    result: npt.NDArray[np.float64] = numbers
-    return result
+        _refuse(series, column, _first(bad), origin, rule)
+    return numbers
 
 
 def _positive_numbers(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.float64]:
@@ -687,7 +695,7 @@ def _positive_numbers(series: Any, column: str, origin: _Origin) -> npt.NDArray[
     numbers = _finite_numbers(series, column, origin, rule)
     not_positive = numbers <= 0
     if not_positive.any():
-        _refuse(_plain(series), column, _first(not_positive), origin, rule, InvalidInputError)
+        _refuse(_plain(series), column, _first(not_positive), origin, rule)
     return numbers
 
 
@@ -696,43 +704,30 @@ def _unix_seconds(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.i
     pd = _pandas()
     types = pd.api.types
     series = _plain(series)
-    dtype = series.dtype
     rule = "timestamps must be Unix seconds or ISO 8601 date-times such as 2024-01-05T10:00:00Z"
-    if types.is_bool_dtype(dtype):
-        _refuse(series, column, 0, origin, f"{rule} (the column holds booleans)", InvalidInputError)
-    if types.is_datetime64_any_dtype(dtype):
+    if types.is_bool_dtype(series.dtype):
+        _refuse(series, column, 0, origin, f"{rule} (the column holds booleans)")
+    if types.is_datetime64_any_dtype(series.dtype):
         return _datetime_seconds(series, pd.to_datetime(series, utc=True), column, origin, rule)
-    if types.is_integer_dtype(dtype):
+    if not types.is_numeric_dtype(series.dtype):
+        # Text (or objects): the first value decides whether the column holds seconds or date-times.
         missing = series.isna().to_numpy(dtype=bool)
-        if missing.any():
-            _refuse(series, column, _first(missing), origin, rule, InvalidInputError)
-        integers: npt.NDArray[np.int64] = series.to_numpy(dtype=np.int64)
-        return integers
-    if not types.is_numeric_dtype(dtype):
-        missing = series.isna().to_numpy(dtype=bool)
-        if missing.all():
-            _refuse(series, column, 0, origin, rule, InvalidInputError)
-        first = series.iloc[_first(~missing)]
-        if not _looks_numeric(first):
-            # Text (or datetime objects) decided by its first value: a column is seconds or date-times.
+        first = _first(~missing) if not missing.all() else 0
+        if not _looks_numeric(series.iloc[first]):
             try:
                 parsed = pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601")
-            except (TypeError, ValueError):
+            except (TypeError, ValueError):  # objects to_datetime refuses outright: one at a time
                 parsed = pd.Series([_datetime_or_nat(value) for value in series.tolist()], dtype="datetime64[ns, UTC]")
             return _datetime_seconds(series, parsed, column, origin, rule)
-        converted = _as_numbers(series)
-        if types.is_integer_dtype(converted.dtype):
-            exact: npt.NDArray[np.int64] = converted.to_numpy(dtype=np.int64)
-            return exact
-        series_for_errors = series
-    else:
-        converted = series
-        series_for_errors = series
-    numbers = converted.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(numbers) | (np.abs(numbers) >= _LARGEST_INT64)
+    numbers = _as_numbers(series)
+    if types.is_integer_dtype(numbers.dtype) and not numbers.isna().any():
+        exact: npt.NDArray[np.int64] = numbers.to_numpy(dtype=np.int64)  # no float round trip: exact
+        return exact
+    values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values) | (np.abs(values) >= _LARGEST_INT64)
     if bad.any():
-        _refuse(series_for_errors, column, _first(bad), origin, rule, InvalidInputError)
-    seconds: npt.NDArray[np.int64] = np.floor(numbers).astype(np.int64)
+        _refuse(series, column, _first(bad), origin, rule)
+    seconds: npt.NDArray[np.int64] = np.floor(values).astype(np.int64)
     return seconds
 
 
@@ -762,11 +757,11 @@ def _datetime_seconds(series: Any, parsed: Any, column: str, origin: _Origin, ru
     pd = _pandas()
     bad = parsed.isna().to_numpy(dtype=bool)
     if bad.any():
-        _refuse(series, column, _first(bad), origin, rule, InvalidInputError)
+        _refuse(series, column, _first(bad), origin, rule)
     # Floor division: a time before 1970 with a fraction of a second rounds down, like datetime64[s].
-    seconds: npt.NDArray[np.int64] = (
-        (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    ).to_numpy(dtype=np.int64)
+    seconds: npt.NDArray[np.int64] = ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(
+        dtype=np.int64
+    )
     return seconds
 
 
@@ -835,7 +830,9 @@ def _catalogue(
         raise InvalidInputError(f"{origin.name}: {exc}") from exc
 
 
-def _duplicates(ids: npt.NDArray[np.str_], rows: npt.NDArray[np.intp], column: str, origin: _Origin) -> DuplicateIdError:
+def _duplicates(
+    ids: npt.NDArray[np.str_], rows: npt.NDArray[np.intp], column: str, origin: _Origin
+) -> DuplicateIdError:
     groups: dict[str, list[int]] = {}
     for row in rows.tolist():
         groups.setdefault(str(ids[row]), []).append(row)
@@ -846,7 +843,8 @@ def _duplicates(ids: npt.NDArray[np.str_], rows: npt.NDArray[np.intp], column: s
     error = DuplicateIdError(list(groups))
     # DuplicateIdError's own message cannot name the file; keep the type (and .duplicates)
     # so that callers can still catch it, with a message that points at the rows.
-    error.args = (f"{origin.name}: column {column!r} repeats {len(groups)} ids: {listed}{more}; ids must be unique",)
+    count = f"{len(groups)} ids" if len(groups) > 1 else "an id"
+    error.args = (f"{origin.name}: column {column!r} repeats {count}: {listed}{more}; ids must be unique",)
     return error
 
 

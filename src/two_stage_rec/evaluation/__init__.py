@@ -1,6 +1,7 @@
 """Measure recommendations: top-k metrics, paired bootstrap comparisons, and :func:`evaluate`.
 
-Numpy only; plotting lives in the CLI (``two-stage-rec evaluate``)::
+Numpy only; plotting lives in the CLI (``two-stage-rec evaluate``). ``train``
+and ``test`` are :class:`two_stage_rec.datasets.Interactions`, explicit or implicit::
 
     from two_stage_rec.evaluation import evaluate
     result = evaluate(recommender, train, test, k=10)
@@ -10,7 +11,6 @@ Numpy only; plotting lives in the CLI (``two-stage-rec evaluate``)::
 
 from two_stage_rec.evaluation.bootstrap import PairedComparison, paired_bootstrap
 from two_stage_rec.evaluation.evaluate import evaluate, most_popular_ranking, rating_errors
-from two_stage_rec.evaluation.interactions import Interactions, InteractionsLike, as_interactions
 from two_stage_rec.evaluation.metrics import (
     average_precision_at_k,
     catalog_coverage,
@@ -27,11 +27,8 @@ from two_stage_rec.evaluation.result import METRIC_NAMES, EvaluationResult, Rank
 __all__ = [
     "METRIC_NAMES",
     "EvaluationResult",
-    "Interactions",
-    "InteractionsLike",
     "PairedComparison",
     "RankerResult",
-    "as_interactions",
     "average_precision_at_k",
     "catalog_coverage",
     "evaluate",

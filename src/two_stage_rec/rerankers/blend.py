@@ -18,6 +18,11 @@ the user and item vectors, not the store's scores): ``<u, v>`` for a
 item prior (e.g. popularity, which a two-tower model trained with in-batch
 negatives systematically underrates) read off the item vector.
 
+``rating(u, v)`` is whatever the scoring model outputs, higher is better: a
+predicted rating for a model trained on explicit feedback, a relevance logit
+for one trained on implicit feedback. Nothing here assumes a rating scale:
+the fit standardises every feature, and the weight ``b`` absorbs the scale.
+
 The weights are fitted by :func:`fit_blend` on implicit feedback with
 negatives: for each user, retrieve candidates with some of their items hidden,
 and maximise the softmax likelihood of the hidden items among the candidates
@@ -53,7 +58,8 @@ class BlendWeights:
 
     Attributes:
         retrieval: weight a of the retrieval score.
-        rating: weight b of the rating model's score (0 when there is none).
+        rating: weight b of the scoring model's score (a rating or a relevance
+            logit; 0 when there is no model). The name is kept for the file format.
         item: float32 (d,) item-prior weights c, or None for no item term.
         bias: constant added to every score (does not change any ranking).
     """
@@ -81,8 +87,9 @@ class BlendReranker:
 
     Args:
         weights: the coefficients (usually from :func:`fit_blend`).
-        rating_model: a reranker predicting ratings, or None to blend only the
-            retrieval score and the item prior.
+        rating_model: the scoring model (predicted rating, or relevance logit
+            for implicit feedback), or None to blend only the retrieval score
+            and the item prior.
         metric: the metric of the store whose candidates are reranked; the
             retrieval score is recomputed with it.
 
@@ -279,7 +286,8 @@ def fit_blend(
         store: the store recommendations are retrieved from.
         seen: user -> items excluded from that user's candidates.
         targets: user -> items the user interacted with (the positives).
-        rating_model: a rating reranker to blend in, or None.
+        rating_model: the scoring model to blend in (any reranker whose
+            score is higher for better items: a rating or a relevance logit), or None.
         item_prior: learn the item term ``<c, v>``.
         candidates: candidates per user (as in ``Recommender.recommend``).
         l2: L2 penalty on standardised weights (> 0).

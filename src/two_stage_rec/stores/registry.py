@@ -103,6 +103,12 @@ def open_store(
         if options.get(key) is None and os.environ.get(variable):
             options[key] = os.environ[variable]
     options = {key: value for key, value in options.items() if value is not None}
+    if name == "pinecone" and not (options.get("index_name") or options.get("host")):
+        raise InvalidInputError(
+            "the pinecone store needs an index: the setting index_name or host (command line: --pinecone-index "
+            "NAME or --pinecone-host HOST), or $PINECONE_INDEX / $PINECONE_HOST; the API key comes from "
+            "$PINECONE_API_KEY"
+        )
     if name == "pinecone" and options.get("index_name") and "create_if_missing" not in options:
         options["create_if_missing"] = True  # a named index that does not exist yet is created, as the notebook did
     factory = _resolve(registered[name])

@@ -164,9 +164,7 @@ def train_pipeline(
         raise InvalidInputError(f"candidates must be at least {NDCG_CUTOFF}, got {candidates}")
     chosen_config = default_config(log) if config is None else config
     config_name = (
-        "custom"
-        if config is not None
-        else ("IMPLICIT_PIPELINE_CONFIG" if log.ratings is None else "PIPELINE_CONFIG")
+        "custom" if config is not None else ("IMPLICIT_PIPELINE_CONFIG" if log.ratings is None else "PIPELINE_CONFIG")
     )
     from two_stage_rec.stores.memory import InMemoryVectorStore
 

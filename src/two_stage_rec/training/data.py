@@ -46,7 +46,9 @@ def check_log(log: object, name: str) -> Interactions:
     return log
 
 
-def hold_out_rows(log: Interactions, fraction: float, rng: np.random.Generator) -> tuple[Interactions, Interactions | None]:
+def hold_out_rows(
+    log: Interactions, fraction: float, rng: np.random.Generator
+) -> tuple[Interactions, Interactions | None]:
     """Hold out a random ``fraction`` of rows (not per user): ``(rest, held_out)``, both in log order.
 
     ``held_out`` is None when ``round(len(log) * fraction)`` is 0; ``rng`` is

@@ -80,9 +80,7 @@ def sampled_auc(
     return float(wins / pairs)
 
 
-def binary_log_loss(
-    logits: npt.ArrayLike, labels: npt.ArrayLike, weights: npt.ArrayLike | None = None
-) -> float:
+def binary_log_loss(logits: npt.ArrayLike, labels: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
     """Weighted mean binary cross-entropy of logits against 0/1 labels (lower is better)."""
     z = np.asarray(logits, dtype=np.float64).reshape(-1)
     y = np.asarray(labels, dtype=np.float64).reshape(-1)

@@ -66,7 +66,7 @@ class _MLP:
             keras.layers.Dense(width, activation="relu", name=f"scoring_hidden_{i}")
             for i, width in enumerate(config.hidden_layers)
         ]
-        # Starting at the mean rating (or the base rate's logit) saves the first epochs from learning the offset.
+        # Starting at the right offset saves the first epochs from learning it.
         self.layers.append(
             keras.layers.Dense(1, name="scoring_output", bias_initializer=keras.initializers.Constant(initial_output))
         )
@@ -263,7 +263,8 @@ def train_scoring(
     item_rows = item_tower.rows(train.item_ids)
     weights = event_weights(train)
     n_item_rows = len(item_tower.vocabulary) + 1
-    initial = float(np.log(1.0 / config.negatives)) if implicit else float(np.mean(train.ratings))
+    # The MLP starts at the mean rating, or at the logit of the base rate (1 event per `negatives` draws).
+    initial = float(np.log(1.0 / config.negatives)) if train.ratings is None else float(train.ratings.mean())
     model = _MLP(user_tower.output_dim, item_tower.output_dim, config, initial)
     log_q = tf.constant(log_item_frequency(item_rows, n_item_rows))
     steps_per_epoch = -(-len(train) // config.batch_size)
@@ -317,9 +318,7 @@ def train_scoring(
                 score = check.measure(model, record)
                 if config.fine_tune_towers:
                     k = retrieval.validation_k
-                    record[f"validation_top_{k}_accuracy"] = validation_accuracy(
-                        user_tower, item_tower, check.log, k
-                    )
+                    record[f"validation_top_{k}_accuracy"] = validation_accuracy(user_tower, item_tower, check.log, k)
                 if score > best_score:
                     best_score, best_epoch, best_values = score, epoch, _values(kept)
             history.append(record)
