@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from test_bundle import DIMENSION, ITEMS, POPULARITY_ORDER, USERS, make_parts, write_synthetic_bundle
 from two_stage_rec import PopularityFallback, Recommender
+from two_stage_rec import assembly as assembly_module
 from two_stage_rec.assembly import AssembledRecommender, assemble, popularity_fallback
 from two_stage_rec.bundle import Bundle, read_bundle
 from two_stage_rec.embedders.known import KnownKeysEmbedder
 from two_stage_rec.embedders.table import TableEmbedder
-from two_stage_rec.errors import DimensionMismatchError, InvalidInputError, UnknownKeyError, UnknownUserError
+from two_stage_rec.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    StoreUnavailableError,
+    UnknownKeyError,
+    UnknownUserError,
+)
 from two_stage_rec.recommender import Recommendation
 from two_stage_rec.stores.memory import InMemoryVectorStore
 
@@ -135,6 +143,36 @@ def test_a_bundle_built_in_memory(bundle: Bundle) -> None:
             assert_same(served.recommend(user, k=K), reference.recommend(user, k=K))
 
 
+class FailingStore(InMemoryVectorStore):
+    """A store that is down when written to, and counts how often it was closed."""
+
+    closed = 0
+
+    def upsert(self, ids: object, vectors: object, metadata: object = None) -> int:
+        raise StoreUnavailableError("the store is down")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_store_opened_by_name_is_closed_when_indexing_fails(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[FailingStore] = []
+
+    def open_failing_store(name: str, **options: Any) -> FailingStore:
+        opened.append(FailingStore(dimension=options["dimension"]))
+        return opened[-1]
+
+    monkeypatch.setattr(assembly_module, "open_store", open_failing_store)
+    with pytest.raises(StoreUnavailableError):
+        assemble(bundle, store="memory")
+    assert [store.closed for store in opened] == [1]
+    # A store the caller passed in stays the caller's to close.
+    mine = FailingStore(dimension=DIMENSION)
+    with pytest.raises(StoreUnavailableError):
+        assemble(bundle, store=mine)
+    assert mine.closed == 0
+
+
 def test_context_manager_closes_the_store(bundle: Bundle) -> None:
     class ClosingStore(InMemoryVectorStore):
         closed = 0
@@ -196,7 +234,9 @@ def test_unknown_reranker_and_store_names_list_the_choices(bundle: Bundle, bundl
 
 def test_a_reranker_the_bundle_lacks_is_refused(tmp_path: Path) -> None:
     path = write_synthetic_bundle(tmp_path / "models", recommended="scoring", blend=None)
-    with pytest.raises(InvalidInputError, match=r"'blend' is not in this bundle; choose one of recommended, none, scoring$"):
+    with pytest.raises(
+        InvalidInputError, match=r"'blend' is not in this bundle; choose one of recommended, none, scoring$"
+    ):
         assemble(path, store="memory", reranker="blend")
     with assemble(path, store="memory") as served:
         assert served.reranker_name == "scoring"

@@ -192,7 +192,15 @@ def test_manifest_describes_the_bundle(written: Written) -> None:
     assert (manifest.users, manifest.items, manifest.saved_models) == (len(USERS), len(ITEMS), False)
     assert dt.datetime.fromisoformat(manifest.created).tzinfo is not None
     # The manifest lists every file, and the directory holds nothing else.
-    assert set(manifest.files) == {USER_EMBEDDINGS, ITEM_EMBEDDINGS, CATALOGUE, SEEN_ITEMS, POPULARITY, SCORING_MLP, BLEND}
+    assert set(manifest.files) == {
+        USER_EMBEDDINGS,
+        ITEM_EMBEDDINGS,
+        CATALOGUE,
+        SEEN_ITEMS,
+        POPULARITY,
+        SCORING_MLP,
+        BLEND,
+    }
     assert sorted(entry.name for entry in written.path.iterdir()) == sorted([*manifest.files, MANIFEST])
     assert siblings(written.path) == ["models"]  # no staging or old directory left beside it
 
@@ -387,10 +395,17 @@ def test_a_manifest_that_is_not_json(written: Written) -> None:
         ({"recommended": "scoring", "scoring": None, "blend": None}, InvalidInputError, "needs the scoring model"),
         # A blend that weighs the scoring model cannot be served without it.
         ({"recommended": "none", "scoring": None}, InvalidInputError, "scoring weight"),
-        ({"recommended": "none", "saved_models": True, "scoring": None, "blend": None}, InvalidInputError, "saved_models"),
+        (
+            {"recommended": "none", "saved_models": True, "scoring": None, "blend": None},
+            InvalidInputError,
+            "saved_models",
+        ),
         ({"item_vectors": np.zeros((len(ITEMS), 3), np.float32)}, DimensionMismatchError, "item vectors"),
-        ({"item_keys": ITEMS[:-1], "item_vectors": np.zeros((11, DIMENSION), np.float32)}, InvalidInputError,
-         r"1 catalogue items have no item vector, e\.g\. \['sku-12'\]"),
+        (
+            {"item_keys": ITEMS[:-1], "item_vectors": np.zeros((11, DIMENSION), np.float32)},
+            InvalidInputError,
+            r"1 catalogue items have no item vector, e\.g\. \['sku-12'\]",
+        ),
         ({"user_keys": USERS[:-1]}, InvalidInputError, "differ in length"),
         (
             {

@@ -107,7 +107,11 @@ def test_built_in_names() -> None:
 
 
 def test_the_package_declares_its_stores_as_entry_points() -> None:
-    declared = {entry.name: entry.value for entry in distribution("two-stage-rec").entry_points if entry.group == ENTRY_POINT_GROUP}
+    declared = {
+        entry.name: entry.value
+        for entry in distribution("two-stage-rec").entry_points
+        if entry.group == ENTRY_POINT_GROUP
+    }
     assert declared == BUILTIN_STORES
 
 
@@ -142,8 +146,13 @@ def test_bad_settings() -> None:
         open_store("faiss", dimension=4, settings={"index": "bogus"})
 
 
+def test_dimension_and_metric_are_arguments_not_settings() -> None:
+    with pytest.raises(InvalidInputError, match=r"pass metric as open_store's own argument"):
+        open_store("memory", dimension=2, settings={"metric": "cosine"})
+
+
 def test_settings_of_none_are_left_to_the_store_default() -> None:
-    assert open_store("memory", dimension=2, settings={"metric": None} if False else None).dimension == 2
+    assert open_store("memory", dimension=2, settings={"metric": None}).metric == "dotproduct"
     pytest.importorskip("faiss", reason="the faiss store needs the 'faiss' extra")
     assert open_store("faiss", dimension=2, settings={"hnsw": None, "ivf": None}).is_exact
 
@@ -191,6 +200,13 @@ def test_without_the_distribution_the_name_is_unknown() -> None:
 # --------------------------------------------------------------------------- pinecone
 
 
+def test_pinecone_needs_an_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("PINECONE_HOST", "PINECONE_INDEX"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(InvalidInputError, match=r"needs an index: the setting index_name or host"):
+        open_store("pinecone", dimension=4, settings={"api_key": "unused"})
+
+
 def test_open_pinecone_against_the_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pinecone", reason="the pinecone store needs the 'pinecone' extra")
     from two_stage_rec.stores.pinecone import PineconeVectorStore
@@ -201,7 +217,9 @@ def test_open_pinecone_against_the_local_server(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(variable, raising=False)
     with PineconeTestServer(api_key=key) as server:
         server.create_index("by-host", dimension=DIMENSION)
-        store = open_store("pinecone", dimension=DIMENSION, settings={"host": server.index_host("by-host"), "api_key": key})
+        store = open_store(
+            "pinecone", dimension=DIMENSION, settings={"host": server.index_host("by-host"), "api_key": key}
+        )
         try:
             assert isinstance(store, PineconeVectorStore)
             works(store, DIMENSION)

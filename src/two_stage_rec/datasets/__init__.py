@@ -2,11 +2,13 @@
 
 ::
 
-    from two_stage_rec.datasets import movielens_100k, per_user_split, read_catalogue, read_interactions
+    from two_stage_rec.datasets import ColumnMapping, movielens_100k, read_catalogue, read_interactions, temporal_split
 
-    log = read_interactions("events.csv", user_column="customer", item_column="sku")  # extra: data
-    catalogue = read_catalogue("products.parquet", item_id_column="sku")             # other columns: metadata
-    train, test = temporal_split(log, 0.2)
+    catalogue = read_catalogue("products.parquet", item_id_column="sku")   # extra: data; other columns: metadata
+    log = read_interactions(
+        "events.csv", columns=ColumnMapping(user="customer", item="sku", timestamp="time"), catalogue=catalogue
+    )
+    train, test = temporal_split(log, 0.2)                                 # each user's latest 20% held out
 
     data = movielens_100k()          # data_dir=, $TWO_STAGE_REC_DATA, the cache, or a verified download
     data.interactions                # Interactions: ids "1".."943" / "1".."1682", ratings 1..5, timestamps

@@ -319,7 +319,7 @@ class Interactions:
             missing = np.unique(self.item_ids[~mask])
             examples = ", ".join(repr(str(item)) for item in missing[:5])
             raise InvalidInputError(
-                f"{source}: {dropped:,} interactions name {missing.size:,} items that are not in the catalogue "
+                f"{source}: {dropped:,} interaction(s) name {missing.size:,} item(s) that are not in the catalogue "
                 f"(e.g. {examples}, first at row {_first(~mask)}); add them to the catalogue or drop them "
                 "(on_unknown_items='drop', --drop-unknown-items)"
             )

@@ -54,7 +54,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn, TextIO
+from typing import Any, Literal, NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -174,9 +174,10 @@ def read_interactions(
     table = _TableFile.of(path)
     roles = mapping.roles()
     wanted = {column: f"ColumnMapping.{role}" for role, column in roles.items()}
-    text = [column for role, column in roles.items() if role in ("user", "item", "timestamp")]
+    text = [column for role, column in roles.items() if role in ("user", "item")]
     numbers = [column for role, column in roles.items() if role in ("rating", "weight")]
-    frame = table.read(wanted, text=text, numbers=numbers, only_wanted=True)
+    times = [mapping.timestamp] if mapping.timestamp is not None else []
+    frame = table.read(wanted, text=text, numbers=numbers, times=times, only_wanted=True)
     return _interactions(frame, mapping, catalogue, on_unknown_items, table.origin)
 
 
@@ -257,7 +258,6 @@ def read_catalogue(
     frame = table.read(
         wanted,
         text=[item_id_column, *lists],
-        numbers=(),
         only_wanted=metadata_columns is not None,
         nullable=True,  # an integer column with gaps stays integer instead of becoming float
     )
@@ -365,7 +365,7 @@ class _TableFile:
     """A file whose format follows its extension."""
 
     path: Path
-    kind: str  # "csv" or "parquet"
+    kind: Literal["csv", "parquet"]
     separator: str = ","
     compressed: bool = False
 
@@ -398,7 +398,8 @@ class _TableFile:
         wanted: Mapping[str, str],
         *,
         text: Collection[str],
-        numbers: Collection[str],
+        numbers: Collection[str] = (),
+        times: Collection[str] = (),
         only_wanted: bool,
         nullable: bool = False,
     ) -> Any:
@@ -406,41 +407,48 @@ class _TableFile:
 
         Args:
             wanted: column -> the option that names it (for the missing-column message).
-            text: CSV columns read as text, unconverted (ids, times).
+            text: CSV columns read as text, unconverted (ids).
             numbers: CSV columns read as float64.
+            times: CSV columns read as float64 when the first row holds a number
+                there (Unix seconds), else as text (date-times).
             only_wanted: read only the wanted columns (else all of them).
             nullable: pandas' nullable dtypes (Int64 keeps integers with gaps).
         """
-        present = self._columns()
+        present, first_row = self._peek()
         _check_columns(present, wanted, _Origin(str(self.path)), hint=self._separator_hint(present))
         selected = list(wanted) if only_wanted else None
-        frame = (
-            self._read_csv(selected, text, numbers, nullable)
-            if self.kind == "csv"
-            else self._read_parquet(selected, nullable)
-        )
+        if self.kind == "csv":
+            # Seconds parsed by pandas' C reader are many times faster than text through to_numeric.
+            seconds = [column for column in times if first_row is None or _looks_numeric(first_row[column])]
+            text = [*text, *(column for column in times if column not in seconds)]
+            frame = self._read_csv(selected, text, [*numbers, *seconds], nullable)
+        else:
+            frame = self._read_parquet(selected, nullable)
         if len(frame) == 0:
             raise InvalidInputError(
                 f"{self.path} has no data rows" + (" (only a header)" if self.kind == "csv" else "")
             )
         return frame
 
-    def _columns(self) -> list[Any]:
+    def _peek(self) -> tuple[list[Any], Any]:
+        """The column names, and (CSV) the first data row as text, or None when there is none."""
         if self.kind == "parquet":
             parquet = require("pyarrow.parquet", extra="data", package="pyarrow")
             arrow = require("pyarrow", extra="data")
             try:
-                return list(parquet.read_schema(self.path).names)
+                return list(parquet.read_schema(self.path).names), None
             except (OSError, arrow.ArrowException) as exc:
                 raise DatasetError(f"cannot read {self.path} as Parquet: {exc}") from exc
-        header = self._pandas_csv(nrows=0)
-        return list(header.columns)
+        head = self._pandas_csv(nrows=1, dtype=object)
+        return list(head.columns), (head.iloc[0] if len(head) else None)
 
     def _read_csv(
         self, selected: list[str] | None, text: Collection[str], numbers: Collection[str], nullable: bool
     ) -> Any:
         pd = _pandas()
-        as_text: dict[str, Any] = {column: str for column in text}
+        # object, not str: pandas 3 converts a str column value by value (several times slower),
+        # and the ids become a numpy string array right after anyway.
+        as_text: dict[str, Any] = {column: object for column in text}
         options: dict[str, Any] = {"dtype_backend": "numpy_nullable"} if nullable else {}
         try:
             frame = self._pandas_csv(
@@ -452,7 +460,7 @@ class _TableFile:
         except _NumberParseError:
             # A number column holds something else ("abc", "NaN"): read it again as text, so that
             # the column check can name the value and its line (pandas' message names neither).
-            frame = self._pandas_csv(usecols=selected, dtype=as_text | {column: str for column in numbers}, **options)
+            frame = self._pandas_csv(usecols=selected, dtype=as_text | dict.fromkeys(numbers, object), **options)
         if not isinstance(frame.index, pd.RangeIndex):
             # pandas takes a first data row with one field more than the header for a row
             # label column and shifts every value one column left; refuse instead.
@@ -652,7 +660,7 @@ def _id_strings(series: Any, column: str, origin: _Origin) -> npt.NDArray[np.str
         ids = series.to_numpy(dtype=object).astype(np.str_)
     else:
         _refuse(series, column, 0, origin, f"{rule} (the column holds {dtype} values)", InvalidIdError)
-    blank = np.char.str_len(np.char.strip(ids)) == 0
+    blank = (np.char.str_len(ids) == 0) | np.char.isspace(ids)  # isspace: non-empty and all blanks
     if blank.any():
         _refuse(series, column, _first(blank), origin, rule, InvalidIdError)
     return ids

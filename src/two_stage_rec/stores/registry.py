@@ -103,6 +103,9 @@ def open_store(
         if options.get(key) is None and os.environ.get(variable):
             options[key] = os.environ[variable]
     options = {key: value for key, value in options.items() if value is not None}
+    doubled = sorted({"dimension", "metric"} & set(options))
+    if doubled:
+        raise InvalidInputError(f"pass {' and '.join(doubled)} as open_store's own argument, not in settings")
     if name == "pinecone" and not (options.get("index_name") or options.get("host")):
         raise InvalidInputError(
             "the pinecone store needs an index: the setting index_name or host (command line: --pinecone-index "
