@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from two_stage_rec import Recommender
+from two_stage_rec.datasets import Interactions
 from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.errors import InvalidInputError, ModelError
 from two_stage_rec.evaluation import evaluate
@@ -58,9 +59,9 @@ def picks(users: TableEmbedder, items: np.ndarray, item_ids: np.ndarray, seed: i
     return chosen
 
 
-def as_log(by_user: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+def as_log(by_user: dict[str, set[str]]) -> Interactions:
     pairs = [(user, item) for user, items in sorted(by_user.items()) for item in sorted(items)]
-    return [u for u, _ in pairs], [i for _, i in pairs]
+    return Interactions.from_arrays(user_ids=[u for u, _ in pairs], item_ids=[i for _, i in pairs])
 
 
 def test_fit_learns_the_hidden_item_prior_and_beats_retrieval_on_fresh_picks() -> None:
@@ -89,6 +90,28 @@ def test_fit_trusts_a_rating_model_that_carries_the_missing_signal() -> None:
     )
     assert blend.weights.item is None
     assert blend.weights.rating > 0.5 and blend.weights.retrieval > 0
+
+
+class Logit:
+    """A relevance model in logit units: an affine image of KnowsPopularity, negative for most items."""
+
+    def score(self, user_vectors: FloatMatrix, item_vectors: FloatMatrix) -> FloatVector:
+        return np.asarray(7.0 * item_vectors[:, 3] - 4.0, dtype=np.float32)
+
+
+def test_the_scoring_model_may_be_a_logit_on_any_scale() -> None:
+    # Nothing assumes a 1..5 rating: a model with another scale and offset gets the same ranking.
+    users, store, user_ids, items, item_ids = world()
+    seen, targets = hold_out_items(picks(users, items, item_ids, seed=1), fraction=0.3, seed=0)
+    common = {"user_embedder": users, "store": store, "seen": seen, "targets": targets, "item_prior": False}
+    rating = fit_blend(rating_model=KnowsPopularity(), **common)  # type: ignore[arg-type]
+    logit = fit_blend(rating_model=Logit(), **common)  # type: ignore[arg-type]
+    assert logit.weights.rating == pytest.approx(rating.weights.rating / 7.0, rel=1e-4)
+    assert logit.weights.retrieval == pytest.approx(rating.weights.retrieval, rel=1e-4)
+    u = users.embed(user_ids[:5] * 40)
+    v = items[np.arange(200)].astype(np.float32)
+    shift = logit.score(u, v).astype(np.float64) - rating.score(u, v)
+    assert np.ptp(shift) < 1e-4  # a constant offset: the same ranking for every user
 
 
 def test_score_is_the_documented_formula() -> None:

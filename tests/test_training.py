@@ -1,17 +1,28 @@
-"""Training, export and the numpy serving path, on a tiny synthetic rating log (seconds)."""
+"""Training, export and the numpy serving path, on tiny synthetic logs (seconds).
+
+Explicit feedback (ratings) and implicit feedback (the same events without
+ratings, or with weights) go through the same ``train_models``.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
-from two_stage_rec.artifacts import load_models, missing_artifacts
+from two_stage_rec.bundle import (
+    ITEM_EMBEDDINGS,
+    ITEM_MODEL,
+    SCORING_MLP,
+    SCORING_MODEL,
+    USER_EMBEDDINGS,
+    USER_MODEL,
+    load_models,
+)
+from two_stage_rec.datasets import Interactions
 from two_stage_rec.errors import (
     DimensionMismatchError,
     EmptyBatchError,
@@ -29,24 +40,32 @@ from two_stage_rec.training import (
     TrainingConfig,
     TrainingReport,
     factorized_top_k_accuracy,
+    sampled_auc,
     train_models,
 )
+from two_stage_rec.training.data import NegativeSampler, event_weights
+from two_stage_rec.training.metrics import binary_log_loss
 
 tf = pytest.importorskip("tensorflow", reason="training needs the 'tensorflow' extra")
 
 N_USERS, N_ITEMS = 40, 60
+NUMPY_FILES = [USER_EMBEDDINGS, ITEM_EMBEDDINGS, SCORING_MLP]
+SAVED_MODELS = [USER_MODEL, ITEM_MODEL, SCORING_MODEL]
+
+
+def missing_artifacts(path: Path, names: list[str]) -> list[str]:
+    return [name for name in names if not (path / name).exists()]
+
+
 CATALOGUE = [str(i) for i in range(1, N_ITEMS + 1)]  # item "60" is never rated: catalogue-only
 
 
-@dataclass(frozen=True)
-class Log:
-    user_ids: npt.NDArray[np.int64]
-    item_ids: npt.NDArray[np.int64]
-    ratings: npt.NDArray[np.float32]
+def synthetic_log(n: int, seed: int) -> Interactions:
+    """Users like items of their own group (id mod 3): a pattern a tiny model can learn.
 
-
-def synthetic_log(n: int, seed: int) -> Log:
-    """Users like items of their own group (id mod 3): a pattern a tiny model can learn."""
+    Integer ids, which become the strings "1".."40" and "1".."59" (the export
+    tests below ask the SavedModels for user "12" and item "50").
+    """
     rng = np.random.default_rng(seed)
     users = rng.integers(1, N_USERS + 1, n)
     same_group = rng.random(n) < 0.8
@@ -54,7 +73,18 @@ def synthetic_log(n: int, seed: int) -> Log:
     shift = (users - items) % 3
     items = np.where(same_group, np.clip(items + shift, 1, N_ITEMS - 1), items)
     ratings = np.where((users - items) % 3 == 0, 4.5, 2.0) + rng.normal(0, 0.3, n)
-    return Log(users, items, ratings.astype(np.float32))
+    return Interactions.from_arrays(user_ids=users, item_ids=items, ratings=ratings.astype(np.float32))
+
+
+def opaque_implicit_log(n: int, seed: int) -> Interactions:
+    """The same pattern as implicit feedback with opaque string ids ("u-12", "sku-50"), no ratings."""
+    log = synthetic_log(n, seed)
+    return Interactions.from_arrays(
+        user_ids=np.char.add("u-", log.user_ids), item_ids=np.char.add("sku-", log.item_ids)
+    )
+
+
+OPAQUE_CATALOGUE = [f"sku-{i}" for i in range(1, N_ITEMS + 1)]
 
 
 TINY = TrainingConfig(
@@ -195,15 +225,22 @@ def test_tower_table_equals_the_keras_tower_on_strings() -> None:
     np.testing.assert_array_equal(tower.rows(keys), [3, 1, 0, 2])  # unknown -> row 0, as StringLookup
 
 
+class LooksLikeALog:
+    """The old duck-typed rating log: arrays, but not an Interactions."""
+
+    user_ids = np.array([1, 2])
+    item_ids = np.array([1, 2])
+    ratings = np.array([3.0, 4.0], np.float32)
+
+
 def test_bad_input_is_rejected_before_training() -> None:
-    empty = Log(np.array([], np.int64), np.array([], np.int64), np.array([], np.float32))
+    empty = Interactions.from_arrays(user_ids=np.array([], str), item_ids=np.array([], str))
     with pytest.raises(EmptyBatchError):
         train_models(empty, progress=False)
-    ragged = Log(np.array([1, 2]), np.array([1]), np.array([3.0, 4.0], np.float32))
-    with pytest.raises(InvalidInputError, match="differ in length"):
-        train_models(ragged, progress=False)
-    with pytest.raises(InvalidInputError, match="NaN"):
-        train_models(Log(np.array([1]), np.array([1]), np.array([np.nan], np.float32)), progress=False)
+    with pytest.raises(EmptyBatchError, match="test"):
+        train_models(synthetic_log(10, 0), test=empty, progress=False)
+    with pytest.raises(InvalidInputError, match=r"Interactions\.from_arrays"):
+        train_models(LooksLikeALog(), progress=False)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="duplicates"):
         train_models(synthetic_log(10, 0), items=["1", "1"], progress=False)
 
@@ -221,6 +258,8 @@ def test_bad_input_is_rejected_before_training() -> None:
         lambda: ScoringConfig(hidden_layers=(0,)),
         lambda: ScoringConfig(features="dot"),  # type: ignore[arg-type]
         lambda: TrainingConfig(eval_k=(0,)),
+        lambda: ScoringConfig(negatives=0),
+        lambda: ScoringConfig(negative_sampling="hard"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_config_is_rejected(make: object) -> None:
@@ -228,11 +267,137 @@ def test_bad_config_is_rejected(make: object) -> None:
         make()  # type: ignore[operator]
 
 
+# ------------------------------------------------------------------ implicit feedback and weights
+
+
+def train_implicit(log: Interactions | None = None, **scoring: object) -> TrainedModels:
+    config = TrainingConfig(
+        retrieval=TINY.retrieval,
+        scoring=ScoringConfig(hidden_layers=(8,), epochs=4, batch_size=64, learning_rate=0.01, **scoring),  # type: ignore[arg-type]
+        seed=7,
+        eval_k=TINY.eval_k,
+    )
+    return train_models(
+        opaque_implicit_log(1200, 0) if log is None else log,
+        test=opaque_implicit_log(300, 1),
+        items=OPAQUE_CATALOGUE,
+        config=config,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def implicit_models() -> TrainedModels:
+    return train_implicit()
+
+
+def test_implicit_feedback_trains_a_relevance_model(implicit_models: TrainedModels) -> None:
+    report = implicit_models.report
+    assert report.feedback == "implicit"
+    assert implicit_models.item_keys[:N_ITEMS] == OPAQUE_CATALOGUE
+    assert not [key for key in report.metrics if key.endswith("rmse")]
+    # Events against uniformly drawn items their user never touched: 0.5 is chance.
+    assert report.metrics["scoring/test/auc"] > 0.75 and report.metrics["scoring/train/auc"] > 0.75
+    assert report.metrics["retrieval/test/top_10_accuracy"] > 1 / 6  # chance: 10 of 60
+    history = report.history["scoring"]
+    assert {"validation_auc", "validation_log_loss"} <= set(history[0])
+    assert history[report.epochs["scoring_best"] - 1]["validation_auc"] == max(h["validation_auc"] for h in history)
+
+
+def test_the_relevance_model_outputs_logits_that_rank_a_users_group_first(implicit_models: TrainedModels) -> None:
+    users = implicit_models.user_embedder().embed(["u-3"] * 59)
+    items = implicit_models.item_embedder().embed([f"sku-{i}" for i in range(1, 60)])
+    logits = implicit_models.reranker.score(users, items)
+    in_group = np.array([(3 - i) % 3 == 0 for i in range(1, 60)])
+    assert logits.dtype == np.float32 and (logits < 0).any()  # a logit, not a probability or a rating
+    assert logits[in_group].mean() > logits[~in_group].mean()
+
+
+def test_implicit_training_is_deterministic_and_sampling_changes_it(implicit_models: TrainedModels) -> None:
+    again = train_implicit()
+    np.testing.assert_array_equal(again.item_vectors, implicit_models.item_vectors)
+    assert again.report.metrics == implicit_models.report.metrics
+    popularity = train_implicit(negative_sampling="popularity")
+    assert not np.array_equal(popularity.item_vectors, implicit_models.item_vectors)
+    assert popularity.report.metrics["scoring/test/auc"] > 0.6
+
+
+def test_equal_weights_train_like_no_weights_and_skewed_weights_do_not(implicit_models: TrainedModels) -> None:
+    log = opaque_implicit_log(1200, 0)
+    equal = Interactions.from_arrays(user_ids=log.user_ids, item_ids=log.item_ids, weights=np.full(len(log), 3.0))
+    # Weights are scaled to mean 1, so equal weights are no weights (up to float rounding).
+    np.testing.assert_allclose(train_implicit(equal).item_vectors, implicit_models.item_vectors, atol=1e-4)
+    heavy = np.where(np.char.endswith(log.item_ids, "7"), 20.0, 1.0)
+    skewed = Interactions.from_arrays(user_ids=log.user_ids, item_ids=log.item_ids, weights=heavy)
+    assert not np.allclose(train_implicit(skewed).item_vectors, implicit_models.item_vectors, atol=1e-3)
+
+
+def test_weights_also_weight_explicit_ratings(models: TrainedModels) -> None:
+    log = synthetic_log(1200, 0)
+    assert log.ratings is not None
+    weighted = Interactions.from_arrays(
+        user_ids=log.user_ids, item_ids=log.item_ids, ratings=log.ratings, weights=np.full(len(log), 2.0)
+    )
+    same = train_models(weighted, test=synthetic_log(300, 1), items=CATALOGUE, config=TINY, progress=False)
+    np.testing.assert_allclose(same.user_vectors, models.user_vectors, atol=1e-4)
+    assert same.report.metrics["scoring/test/rmse"] == pytest.approx(
+        models.report.metrics["scoring/test/rmse"], abs=1e-3
+    )
+
+
+def test_an_explicit_model_measured_on_implicit_test_events_reports_no_rmse() -> None:
+    config = TrainingConfig(retrieval=TINY.retrieval, scoring=ScoringConfig(hidden_layers=(4,), epochs=1), eval_k=(10,))
+    models = train_models(
+        synthetic_log(600, 0), test=synthetic_log(100, 1).without_ratings(), config=config, progress=False
+    )
+    assert "scoring/train/rmse" in models.report.metrics and "scoring/test/rmse" not in models.report.metrics
+    assert models.report.feedback == "explicit"
+
+
+def test_negative_sampler_skips_row_zero_and_flags_known_events() -> None:
+    known_users = np.array([1, 1, 2], np.int64)
+    known_items = np.array([1, 2, 3], np.int64)
+    sampler = NegativeSampler(5, known_users=known_users, known_items=known_items, kind="uniform")
+    items, valid = sampler.sample(np.array([1, 2], np.int64), 2000, np.random.default_rng(0))
+    assert items.shape == valid.shape == (4000,) and items.min() == 1 and items.max() == 4
+    first, second = items[:2000], items[2000:]  # user 1's draws, then user 2's
+    np.testing.assert_array_equal(valid[:2000], ~np.isin(first, [1, 2]))
+    np.testing.assert_array_equal(valid[2000:], second != 3)
+    assert np.bincount(first, minlength=5)[1:].min() > 400  # uniform: about 500 each
+    skewed = NegativeSampler(
+        5, known_users=known_users, known_items=known_items, counts=np.array([0, 81, 1, 1, 0]), kind="popularity"
+    )
+    draws, _ = skewed.sample(np.array([0], np.int64), 4000, np.random.default_rng(1))
+    share = np.bincount(draws, minlength=5)[1:] / 4000
+    expected = np.array([81**0.75, 1, 1, 1]) / (81**0.75 + 3)  # count ** 0.75; an unseen item counts once
+    np.testing.assert_allclose(share, expected, atol=0.03)
+
+
+def test_event_weights_are_scaled_to_mean_one() -> None:
+    log = Interactions.from_arrays(user_ids=["u-1", "u-2"], item_ids=["sku-1", "sku-1"], weights=[1.0, 3.0])
+    np.testing.assert_allclose(event_weights(log), [0.5, 1.5])
+    assert event_weights(log.take(np.array([0]))) is not None
+    assert event_weights(Interactions.from_arrays(user_ids=["u-1"], item_ids=["sku-1"])) is None
+
+
+def test_sampled_auc_and_log_loss_match_hand_computed_values() -> None:
+    positive = np.array([2.0, 0.0])
+    negative = np.array([[1.0, 3.0, 2.0], [-1.0, -2.0, 5.0]])
+    # event 0: beats 1, loses to 3, ties 2 -> 1.5 of 3; event 1: beats -1 and -2; the 5 is masked out
+    valid = np.array([[True, True, True], [True, True, False]])
+    assert sampled_auc(positive, negative, valid) == pytest.approx((1.5 + 2) / 5)
+    assert np.isnan(sampled_auc(positive, negative, np.zeros((2, 3), bool)))
+    logits, labels = np.array([0.0, 2.0, -1.0]), np.array([1.0, 1.0, 0.0])
+    expected = np.mean([np.log(2.0), np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))])
+    assert binary_log_loss(logits, labels) == pytest.approx(expected)
+    assert binary_log_loss([1000.0], [0.0]) == pytest.approx(1000.0)  # no overflow
+
+
 # ------------------------------------------------------------------ export
 
 
 def test_export_writes_the_whole_layout(exported: Path) -> None:
-    assert missing_artifacts(exported, "numpy") == [] and missing_artifacts(exported, "tensorflow") == []
+    assert missing_artifacts(exported, NUMPY_FILES) == [] and missing_artifacts(exported, SAVED_MODELS) == []
     assert not [p for p in exported.iterdir() if p.name.startswith(".export-")]  # staging cleaned up
     report = json.loads((exported / "training_report.json").read_text())
     assert report["seed"] == 7 and "export" in report["wall_time_s"]
@@ -301,8 +466,8 @@ def test_loaded_models_serve_a_recommender(exported: Path) -> None:
 
 def test_numpy_only_export_skips_saved_models(models: TrainedModels, tmp_path: Path) -> None:
     models.save(tmp_path, saved_models=False)
-    assert missing_artifacts(tmp_path, "numpy") == []
-    assert missing_artifacts(tmp_path, "tensorflow") == ["user_model", "item_model", "scoring_model"]
+    assert missing_artifacts(tmp_path, NUMPY_FILES) == []
+    assert missing_artifacts(tmp_path, SAVED_MODELS) == ["user_model", "item_model", "scoring_model"]
     assert load_models(tmp_path).report is not None
 
 

@@ -58,7 +58,8 @@ def store_names() -> list[str]:
 
 
 def _resolve(target: str) -> Callable[..., Any]:
-    module_name, _, attribute = target.partition(":")
+    # An entry point's value is "module:attribute", optionally followed by "[extras]".
+    module_name, _, attribute = target.split("[", 1)[0].strip().partition(":")
     found: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         found = getattr(found, part)

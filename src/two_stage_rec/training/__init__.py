@@ -28,11 +28,10 @@ from two_stage_rec.training.export import export_models
 from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse, sampled_auc
 from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.pipeline import train_models
-from two_stage_rec.training.report import Feedback, TrainingReport
+from two_stage_rec.training.report import TrainingReport
 
 __all__ = [
     "NEGATIVE_SAMPLINGS",
-    "Feedback",
     "NegativeSampling",
     "RetrievalConfig",
     "ScoringConfig",

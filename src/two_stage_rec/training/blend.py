@@ -51,7 +51,7 @@ from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.pipeline import train_models
 from two_stage_rec.types import RERANKER_NAMES, RerankerName
 
-__all__ = ["NDCG_CUTOFF", "PIPELINE_CONFIG", "PipelineTraining", "train_pipeline"]
+__all__ = ["NDCG_CUTOFF", "PIPELINE_CONFIG", "PipelineTraining", "choose_second_stage", "train_pipeline"]
 
 PIPELINE_CONFIG = TrainingConfig(
     retrieval=RetrievalConfig(temperature=1.0, epochs=8, validation_fraction=0.0),
@@ -124,6 +124,21 @@ class PipelineTraining:
         if chosen == "scoring":
             return self.models.reranker
         return self.blend if chosen == "blend" else None
+
+
+def choose_second_stage(ndcg: Mapping[RerankerName, float]) -> RerankerName:
+    """The second stage with the highest NDCG; ties go to ``"none"``, then ``"blend"``, then ``"scoring"``.
+
+    Args:
+        ndcg: NDCG (higher is better) of each of :data:`~two_stage_rec.types.RERANKER_NAMES`.
+
+    Raises:
+        InvalidInputError: a second stage has no NDCG.
+    """
+    missing = [name for name in RERANKER_NAMES if name not in ndcg]
+    if missing:
+        raise InvalidInputError(f"no NDCG for {', '.join(missing)}")
+    return max(_PREFERENCE, key=lambda name: ndcg[name])  # max keeps the first of equal values
 
 
 def train_pipeline(
@@ -201,7 +216,7 @@ def train_pipeline(
         "scoring": float(ndcg(first.reranker, users).mean()),
         "blend": float(np.mean([blend_ndcg[user] for user in users])),
     }
-    recommended = max(_PREFERENCE, key=lambda name: validation_ndcg[name])  # max keeps the first of equals
+    recommended = choose_second_stage(validation_ndcg)
 
     fitted = fit_blend(
         user_embedder=user_embedder,
