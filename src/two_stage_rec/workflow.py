@@ -129,7 +129,10 @@ def evaluate_split(
     from two_stage_rec.assembly import assemble, bundle_rerankers
     from two_stage_rec.evaluation import evaluate
 
-    with assemble(bundle, store=store, reranker="none", fallback=False) as served:
+    # The recommender's own reranker is only what rating errors are measured on; every
+    # ranking comes from ``rerankers`` below, on the same candidates.
+    rating_model = "scoring" if bundle.scoring is not None else "none"
+    with assemble(bundle, store=store, reranker=rating_model, fallback=False) as served:
         return evaluate(
             served.recommender,
             train,
@@ -138,7 +141,9 @@ def evaluate_split(
             cutoffs=sorted({1, 5, k, 20}),
             candidates=max(candidates, 20, k),
             rerankers=bundle_rerankers(bundle),
-            measure_rating_errors=bundle.manifest.feedback == "explicit" and test.has_ratings,
+            measure_rating_errors=bundle.scoring is not None
+            and bundle.manifest.feedback == "explicit"
+            and test.has_ratings,
             n_resamples=n_resamples,
             seed=seed,
         )
