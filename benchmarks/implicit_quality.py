@@ -28,9 +28,9 @@ docstring. Writes ``benchmarks/results/implicit_quality.json``.
 Goal: NDCG@10 >= 0.45 for the recommended pipeline on implicit feedback, and
 the reranked pipeline at least as good as retrieval only.
 
-Reproduce (about 8 minutes on 2 cores)::
+Reproduce (about 4 minutes of tuning, then about 1.5 minutes per seed, on 2 cores)::
 
-    TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/implicit_quality.py
+    TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/implicit_quality.py --seeds 3
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ REFERENCES = {
     "microsoft_recommenders_bivae": {"ndcg@10": 0.475},
     "note": "Microsoft Recommenders' ML-100K table uses the same stratified 75/25 split as implicit feedback",
 }
+NOTES = [
+    "The second stage is chosen on V, a 10% per-user slice of the training split; differences between the "
+    "three stages there are a few thousandths of NDCG, about the size of V's noise, so the choice varies by seed.",
+    "The blend's validation NDCG is 2-fold cross-fitted (each half of V's users scored by a blend fitted on the "
+    "other half), so it is estimated from blends fitted on half the data the served blend is fitted on: a "
+    "pessimistic estimate, which favours 'none' (seed 44 here).",
+]
 # evaluate() calls the second stage without a reranker "retrieval"; train_pipeline calls it "none".
 RANKER_OF_STAGE = {"none": "retrieval", "scoring": "scoring", "blend": "blend"}
 
@@ -179,10 +186,19 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
     if "implicit" in summary:
         implicit = [run for run in runs if run["feedback"] == "implicit"]
+
+        def gap(run: dict[str, Any], name: str) -> float:
+            return round(run["test_ndcg@10"][name] - run["test_ndcg@10"]["retrieval"], 4)
+
+        blend_gaps = [gap(run, "blend") for run in implicit]
         summary["goal"] = {
             "recommended_ndcg@10_at_least": GOAL_NDCG,
-            "met_ndcg": all(run["recommended_test_ndcg@10"] >= GOAL_NDCG for run in implicit),
-            "met_reranked_ge_retrieval": all(run["best_reranked_ge_retrieval"] for run in implicit),
+            "met_ndcg_every_seed": all(run["recommended_test_ndcg@10"] >= GOAL_NDCG for run in implicit),
+            "blend_minus_retrieval_per_seed": blend_gaps,
+            "scoring_minus_retrieval_per_seed": [gap(run, "scoring") for run in implicit],
+            "met_reranked_ge_retrieval_every_seed": all(run["best_reranked_ge_retrieval"] for run in implicit),
+            "mean_blend_minus_retrieval": round(sum(blend_gaps) / len(blend_gaps), 4),
+            "met_reranked_ge_retrieval_on_average": sum(blend_gaps) >= 0,
         }
     return summary
 
@@ -233,6 +249,7 @@ def main() -> None:
                 "bootstrap_seed": 0,
             },
             "references": REFERENCES,
+            "notes": NOTES,
             "summary": summarise(runs),
             "tuning": None
             if tuning is None

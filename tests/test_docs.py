@@ -7,9 +7,11 @@ renamed module, parameter or page breaks this test instead of the site.
 
 Each guide page's ```python blocks run in order in one namespace, in a fresh
 directory. A block immediately followed by a ```text block must print exactly
-that text. Examples that need a trained ``models/`` directory get the tiny
+that text. Examples that need a trained ``models/`` bundle get the tiny
 one trained on ML-100K (``tiny_movielens_models``), so their printed output is
-not compared (no ```text block follows them). A block preceded by
+not compared (no ```text block follows them). A page whose examples train or
+read files needs the ``tensorflow`` or ``data`` extra, and is skipped (saying
+which) without it. A block preceded by
 ``<!-- skip-test: reason -->`` is not run (e.g. full training, the Pinecone
 cloud); the reason is on the page. Each page runs in a subprocess
 (``tests/doc_examples.py``), so an example that blocks fails by timeout
@@ -36,9 +38,15 @@ API_DOCS = DOCS / "api"
 # A mkdocstrings block: a line "::: dotted.path" (options may follow, indented).
 AUTODOC = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
 # Examples that read MovieLens or a models directory need the real data (integration);
-# those that read a models directory get the tiny trained one as ./models.
-NEEDS_DATA = re.compile(r"movielens_100k|split_for_protocol|build_recommender|[\"']models/")
+# those that read a models directory get the tiny trained bundle as ./models.
+NEEDS_DATA = re.compile(r"movielens_100k|split_for_protocol|canonical_split|train_movielens_bundle|[\"']models/")
 MODELS_DIR = re.compile(r"[\"']models/")
+# Examples that train, or read files with the readers, need those extras; without them the page is skipped.
+NEEDS_EXTRA = {
+    "tensorflow": re.compile(r"\btrain_(bundle|models|pipeline|movielens_bundle)\("),
+    "pandas": re.compile(r"\bread_(interactions|catalogue)\(|_from_dataframe\("),
+}
+EXTRA_OF = {"tensorflow": "tensorflow", "pandas": "data"}
 
 
 def public_modules() -> set[str]:
@@ -118,6 +126,9 @@ def test_page_examples_run_and_print_what_the_page_shows(
     if not runnable:
         pytest.skip("every example on this page is marked skip-test: " + "; ".join(m["skip"] for m in examples))
     source = "".join(runnable)
+    for module, pattern in NEEDS_EXTRA.items():
+        if pattern.search(source):
+            pytest.importorskip(module, reason=f"the examples on this page need the '{EXTRA_OF[module]}' extra")
     env = {**os.environ}
     if NEEDS_DATA.search(source):
         env["TWO_STAGE_REC_DATA"] = str(request.getfixturevalue("movielens_dir"))

@@ -2,11 +2,10 @@
 
 The fenced ``python`` blocks are read from README.md itself, so an edit that
 breaks an example breaks this test. The first block needs only synthetic
-vectors (and FAISS). The second serves trained models on the MovieLens
-catalogue: it runs, unchanged, in a folder whose ``models/`` was written by a
+vectors (and FAISS). The second serves a trained bundle through ``assemble``:
+it runs, unchanged, in a folder whose ``models/`` is a bundle written by a
 deliberately tiny training on the real ML-100K ratings (the session fixture
-``tiny_movielens_models``: the example needs a valid models directory, not
-good models).
+``tiny_movielens_models``: the example needs a valid bundle, not good models).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def test_readme_has_the_two_examples() -> None:
     # If the README gains or loses an example, this file must say how to run it.
     examples = readme_examples()
     assert len(examples) == 2
-    assert "Recommender(" in examples[0] and "build_recommender(" in examples[1]
+    assert "Recommender(" in examples[0] and "assemble(" in examples[1]
 
 
 def test_synthetic_vectors_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,9 +54,12 @@ def test_trained_models_example_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("faiss", reason="the README example uses store='faiss' (extra: faiss)")
-    from two_stage_rec.datasets import movielens_100k, seen_items_by_user
+    from two_stage_rec.bundle import read_bundle
+    from two_stage_rec.datasets import movielens_100k
 
     data = movielens_100k(movielens_dir)
+    # assemble() leaves out what the user interacted with in the bundle's training split.
+    seen = read_bundle(tiny_movielens_models).seen_items["55"]
     (tmp_path / "models").symlink_to(tiny_movielens_models, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TWO_STAGE_REC_DATA", str(movielens_dir))
@@ -68,7 +70,6 @@ def test_trained_models_example_runs(
     ids_by_title: dict[str, list[str]] = {}
     for movie in data.movies:
         ids_by_title.setdefault(movie.title, []).append(movie.id_str)
-    seen = seen_items_by_user(data.ratings)["55"]
     for line in lines:
         title, score = line.rsplit(" ", 1)
         assert title in ids_by_title

@@ -82,7 +82,12 @@ def serve(
                 reranker=reranker.value,
                 fallback=fallback,
             )
-        app = create_app(served.recommender, seen_items=served.bundle.seen_items)
+        catalogue = served.bundle.catalogue
+        app = create_app(
+            served.recommender,
+            item_titles={item: catalogue.label(item) for item in catalogue.item_ids},
+            seen_items=served.bundle.seen_items,
+        )
     except TwoStageRecError as exc:
         from rich.markup import escape
 

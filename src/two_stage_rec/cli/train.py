@@ -219,7 +219,7 @@ def print_trained(trained: TrainedBundle) -> None:
         f"trained on {manifest.train_interactions:,} {manifest.feedback} events "
         f"({manifest.users:,} users, {manifest.items:,} items; split {split.get('protocol', split['kind'])})"
     )
-    choice = manifest.training.get("recommended_by", {})
+    choice = manifest.training.get("validation_ndcg@10", {})
     if choice:
         measured = ", ".join(f"{name} {value:.4f}" for name, value in choice.items())
         console.print(f"validation NDCG@10 (a part of the training events): {measured}")

@@ -44,12 +44,9 @@ from two_stage_rec.protocols import Embedder, Reranker, VectorStore
 from two_stage_rec.scoring import normalize_rows
 from two_stage_rec.types import METRICS, FloatMatrix, FloatVector, Metric
 
-__all__ = ["BLEND_FILE", "BlendReranker", "BlendWeights", "fit_blend", "hold_out_items"]
+__all__ = ["BlendReranker", "BlendWeights", "fit_blend", "hold_out_items"]
 
 FORMAT_VERSION = 1
-
-BLEND_FILE = "blend_reranker.npz"
-"""The blend's file name inside a models directory (next to ``scoring_mlp.npz``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,10 +211,11 @@ def train_pipeline(
         fold = _fit_or_retrieval(user_embedder, store, seen, {u: targets[u] for u in fit_half}, first, candidates)
         fold_weights.append({"retrieval": fold.weights.retrieval, "rating": fold.weights.rating})
         blend_ndcg.update(zip(measure_half, ndcg(fold, measure_half).tolist(), strict=True))
+    # Rounded before choosing, so the report shows exactly what decided (and near-ties go to the simpler stage).
     validation_ndcg: dict[RerankerName, float] = {
-        "none": float(ndcg(None, users).mean()),
-        "scoring": float(ndcg(first.reranker, users).mean()),
-        "blend": float(np.mean([blend_ndcg[user] for user in users])),
+        "none": round(float(ndcg(None, users).mean()), 6),
+        "scoring": round(float(ndcg(first.reranker, users).mean()), 6),
+        "blend": round(float(np.mean([blend_ndcg[user] for user in users])), 6),
     }
     recommended = choose_second_stage(validation_ndcg)
 
@@ -235,7 +236,7 @@ def train_pipeline(
     report: dict[str, Any] = {
         "feedback": "implicit" if log.ratings is None else "explicit",
         "config": "PIPELINE_CONFIG" if config is None else "custom",
-        f"validation_ndcg@{NDCG_CUTOFF}": {name: round(value, 6) for name, value in validation_ndcg.items()},
+        f"validation_ndcg@{NDCG_CUTOFF}": validation_ndcg,
         "recommended": recommended,
         "validation_users": len(users),
         "blend_cross_fit_weights": fold_weights,
