@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from synthetic_models import write_synthetic_models
+from two_stage_rec.bundle import read_bundle, read_manifest
 from two_stage_rec.cli import app
 from two_stage_rec.cli.demo import DemoResult, RatedMovie, ensure_models, render_html, run_demo
-from two_stage_rec.bundle import read_bundle, read_manifest
 from two_stage_rec.recommender import Recommendation
 
 runner = CliRunner()

@@ -160,8 +160,10 @@ def test_recommend_a_users_file_writes_json_lines(implicit_bundle: Path, files: 
     kept = files["root"] / "recs-with-seen.jsonl"
     result = runner.invoke(
         app,
-        ["recommend", "--models", str(implicit_bundle), "--users-file", str(files["users"]), "--k", "10"]
-        + ["--output", str(kept), "--include-seen", "--no-progress"],
+        [
+            *("recommend", "--models", str(implicit_bundle), "--users-file", str(files["users"]), "--k", "10"),
+            *("--output", str(kept), "--include-seen", "--no-progress"),
+        ],
     )
     assert result.exit_code == 0, result.output
     first = json.loads(kept.read_text(encoding="utf-8").splitlines()[0])
@@ -173,8 +175,11 @@ def test_evaluate_recreates_the_split_and_refuses_other_data(implicit_bundle: Pa
     base = ["evaluate", "--models", str(implicit_bundle), "--items", str(files["products_csv"]), *COLUMNS]
     result = runner.invoke(
         app,
-        [*base, "--interactions", str(files["events_csv"]), "--timestamp-column", "time", "--list-column", "tags"]
-        + ["--out", str(out), "--resamples", "200", "--store", "memory", "--no-html"],
+        [
+            *base,
+            *("--interactions", str(files["events_csv"]), "--timestamp-column", "time", "--list-column", "tags"),
+            *("--out", str(out), "--resamples", "200", "--store", "memory", "--no-html"),
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation-implicit-models.json").read_text(encoding="utf-8"))
@@ -231,8 +236,10 @@ def test_bad_input_names_the_file_column_and_row(files: dict[str, Path]) -> None
     events.to_csv(broken, index=False)
     result = runner.invoke(
         app,
-        ["train", "--interactions", str(broken), "--items", str(files["products_csv"]), *COLUMNS]
-        + ["--out", str(files["root"] / "never")],
+        [
+            *("train", "--interactions", str(broken), "--items", str(files["products_csv"]), *COLUMNS),
+            *("--out", str(files["root"] / "never")),
+        ],
     )
     assert result.exit_code == 1
     assert "broken.csv" in result.output and "customer" in result.output and "line 9" in result.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -20,11 +19,6 @@ from two_stage_rec.serving import create_app
 pytestmark = pytest.mark.integration
 
 DIMENSION = 16
-
-
-@pytest.fixture(scope="module")
-def movielens(movielens_dir: Path) -> MovieLens100K:
-    return movielens_100k(movielens_dir)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from two_stage_rec.training import (
     TrainedModels,
     TrainingConfig,
     TrainingReport,
+    export_models,
     factorized_top_k_accuracy,
     sampled_auc,
     train_models,
@@ -114,7 +115,7 @@ def models() -> TrainedModels:
 
 @pytest.fixture(scope="module")
 def exported(models: TrainedModels, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return models.save(tmp_path_factory.mktemp("models"))
+    return export_models(models, tmp_path_factory.mktemp("models"))
 
 
 # ------------------------------------------------------------------ training
@@ -467,7 +468,7 @@ def test_loaded_models_serve_a_recommender(exported: Path) -> None:
 
 
 def test_numpy_only_export_skips_saved_models(models: TrainedModels, tmp_path: Path) -> None:
-    models.save(tmp_path, saved_models=False)
+    export_models(models, tmp_path, saved_models=False)
     assert missing_artifacts(tmp_path, NUMPY_FILES) == []
     assert missing_artifacts(tmp_path, SAVED_MODELS) == ["user_model", "item_model", "scoring_model"]
     assert load_models(tmp_path).report is not None

@@ -15,7 +15,7 @@ from two_stage_rec.bundle import load_models
 from two_stage_rec.datasets import Interactions, movielens_100k, per_user_split, random_split
 from two_stage_rec.evaluation import evaluate
 from two_stage_rec.stores.memory import InMemoryVectorStore
-from two_stage_rec.training import TrainedModels, TrainingConfig, train_models
+from two_stage_rec.training import TrainedModels, TrainingConfig, export_models, train_models
 from two_stage_rec.training.blend import train_pipeline
 from two_stage_rec.types import RERANKER_NAMES
 
@@ -30,7 +30,7 @@ def explicit(movielens_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     """The library defaults on the notebook's split (random 80/20, seed 42), saved with SavedModels."""
     train, test = random_split(movielens_100k(movielens_dir).interactions, 0.2, seed=42)
     models = train_models(train, test=test, items=CATALOGUE, config=TrainingConfig(seed=42), progress=False)
-    return models, models.save(tmp_path_factory.mktemp("trained") / "models")
+    return models, export_models(models, tmp_path_factory.mktemp("trained") / "models")
 
 
 def test_report_metrics_clear_the_floors(explicit: tuple[TrainedModels, Path]) -> None:

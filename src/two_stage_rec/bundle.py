@@ -52,8 +52,8 @@ from two_stage_rec.errors import DimensionMismatchError, InvalidInputError, Mode
 from two_stage_rec.protocols import Embedder, Reranker
 from two_stage_rec.rerankers.blend import BlendReranker
 from two_stage_rec.rerankers.mlp import MLPReranker
-from two_stage_rec.training.report import TrainingReport
-from two_stage_rec.types import RERANKER_NAMES, Metric, RerankerName
+from two_stage_rec.training.report import REPORT_FILE, TrainingReport
+from two_stage_rec.types import RERANKER_NAMES, Feedback, Metric, RerankerName
 
 __all__ = [
     "BLEND",
@@ -80,6 +80,7 @@ __all__ = [
     "read_bundle",
     "read_manifest",
     "write_bundle",
+    "write_model_files",
 ]
 
 FORMAT_VERSION = 1
@@ -91,7 +92,7 @@ BLEND = "blend_reranker.npz"
 CATALOGUE = "catalogue.jsonl"
 SEEN_ITEMS = "seen_items.npz"
 POPULARITY = "popularity.npz"
-REPORT = "training_report.json"
+REPORT = REPORT_FILE
 USER_MODEL = "user_model"
 ITEM_MODEL = "item_model"
 SCORING_MODEL = "scoring_model"
@@ -103,8 +104,6 @@ ModelBackend: TypeAlias = Literal["numpy", "tensorflow"]
 """``"numpy"``: embedding tables + numpy MLP (fast, no TensorFlow);
 ``"tensorflow"``: the SavedModels through :mod:`two_stage_rec.adapters.tensorflow`."""
 
-Feedback: TypeAlias = Literal["explicit", "implicit"]
-"""Whether the bundle was trained on ratings (explicit) or on events alone (implicit)."""
 
 RerankerChoice: TypeAlias = Literal["recommended", "none", "scoring", "blend"]
 """A second stage by name; ``"recommended"`` is the one training measured best on held-out data."""
@@ -368,6 +367,48 @@ def _publish(staging: Path, target: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def write_model_files(
+    directory: Path,
+    *,
+    user_keys: list[str],
+    user_vectors: np.ndarray[Any, np.dtype[np.float32]],
+    item_keys: list[str],
+    item_vectors: np.ndarray[Any, np.dtype[np.float32]],
+    scoring: MLPReranker | None,
+    saved_models: bool,
+    user_unknown: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    item_unknown: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+) -> list[str]:
+    """Write the towers' tables, the scoring MLP and (when asked) the three SavedModels into ``directory``.
+
+    The model files of a bundle, and all of a models-only directory
+    (:func:`~two_stage_rec.training.export_models`). Returns the names written.
+    """
+    files = [USER_EMBEDDINGS, ITEM_EMBEDDINGS]
+    TableEmbedder(user_keys, user_vectors).save(directory / USER_EMBEDDINGS)
+    TableEmbedder(item_keys, item_vectors).save(directory / ITEM_EMBEDDINGS)
+    if scoring is not None:
+        scoring.save(directory / SCORING_MLP)
+        files.append(SCORING_MLP)
+    if saved_models:
+        if scoring is None:
+            raise InvalidInputError("SavedModels need the scoring model")
+        from two_stage_rec.training.savedmodel import keyed_vectors_module, save_module, scoring_module
+
+        zeros = np.zeros(user_vectors.shape[1], dtype=np.float32)
+        save_module(
+            keyed_vectors_module(user_keys, user_vectors, zeros if user_unknown is None else user_unknown),
+            directory / USER_MODEL,
+        )
+        save_module(
+            keyed_vectors_module(item_keys, item_vectors, zeros if item_unknown is None else item_unknown),
+            directory / ITEM_MODEL,
+        )
+        save_module(scoring_module(scoring), directory / SCORING_MODEL)
+        files += [USER_MODEL, ITEM_MODEL, SCORING_MODEL]
+    return files
+
+
 def write_bundle(
     path: str | os.PathLike[str],
     *,
@@ -468,36 +509,27 @@ def write_bundle(
     except OSError as exc:
         raise PersistenceError(f"cannot create a bundle at {target}: {exc}") from exc
     try:
-        files = [USER_EMBEDDINGS, ITEM_EMBEDDINGS, CATALOGUE, SEEN_ITEMS, POPULARITY]
-        TableEmbedder(user_keys, user_vectors).save(staging / USER_EMBEDDINGS)
-        TableEmbedder(item_keys, item_vectors).save(staging / ITEM_EMBEDDINGS)
+        files = write_model_files(
+            staging,
+            user_keys=user_keys,
+            user_vectors=user_vectors,
+            item_keys=item_keys,
+            item_vectors=item_vectors,
+            scoring=scoring,
+            saved_models=saved_models,
+            user_unknown=user_unknown,
+            item_unknown=item_unknown,
+        )
+        files += [CATALOGUE, SEEN_ITEMS, POPULARITY]
         catalogue.save(staging / CATALOGUE)
         _write_seen(staging / SEEN_ITEMS, train.items_by_user())
         _write_popularity(staging / POPULARITY, train.item_counts())
-        if scoring is not None:
-            scoring.save(staging / SCORING_MLP)
-            files.append(SCORING_MLP)
         if blend is not None:
             blend.save(staging / BLEND)
             files.append(BLEND)
         if report is not None:
             report.save(staging / REPORT)
             files.append(REPORT)
-        if saved_models:
-            assert scoring is not None
-            from two_stage_rec.training.savedmodel import keyed_vectors_module, save_module, scoring_module
-
-            zeros = np.zeros(dimension, dtype=np.float32)
-            save_module(
-                keyed_vectors_module(user_keys, user_vectors, zeros if user_unknown is None else user_unknown),
-                staging / USER_MODEL,
-            )
-            save_module(
-                keyed_vectors_module(item_keys, item_vectors, zeros if item_unknown is None else item_unknown),
-                staging / ITEM_MODEL,
-            )
-            save_module(scoring_module(scoring), staging / SCORING_MODEL)
-            files += [USER_MODEL, ITEM_MODEL, SCORING_MODEL]
         manifest = Manifest(
             feedback="explicit" if train.has_ratings else "implicit",
             recommended=recommended,

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "Feedback",
     "FetchResult",
     "Filter",
     "FloatMatrix",
@@ -37,6 +38,9 @@ Metric: TypeAlias = Literal["dotproduct", "cosine", "euclidean"]
 """Similarity a store ranks by. The notebook (and the default) is ``"dotproduct"``."""
 
 METRICS: tuple[Metric, ...] = ("dotproduct", "cosine", "euclidean")
+
+Feedback: TypeAlias = Literal["explicit", "implicit"]
+"""Ratings per event (explicit) or the events alone (implicit: views, clicks, purchases)."""
 
 RerankerName: TypeAlias = Literal["none", "scoring", "blend"]
 """The second stages a trained bundle offers: ``"none"`` (retrieval order),

@@ -31,6 +31,7 @@ from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.datasets.splits import SplitSpec, canonical_split, split
 from two_stage_rec.errors import InvalidInputError, ModelError
 from two_stage_rec.protocols import VectorStore
+from two_stage_rec.types import RerankerName
 
 if TYPE_CHECKING:
     from two_stage_rec.evaluation.result import EvaluationResult
@@ -41,6 +42,7 @@ __all__ = [
     "MovieLensProtocol",
     "TrainedBundle",
     "default_split",
+    "ensure_movielens_bundle",
     "evaluate_bundle",
     "evaluate_split",
     "movielens_split",
@@ -131,7 +133,7 @@ def evaluate_split(
 
     # The recommender's own reranker is only what rating errors are measured on; every
     # ranking comes from ``rerankers`` below, on the same candidates.
-    rating_model = "scoring" if bundle.scoring is not None else "none"
+    rating_model: RerankerName = "scoring" if bundle.scoring is not None else "none"
     with assemble(bundle, store=store, reranker=rating_model, fallback=False) as served:
         return evaluate(
             served.recommender,
@@ -436,3 +438,32 @@ def _seen_as_interactions(bundle: Bundle) -> Interactions:
         users.extend([user] * len(seen))
         items.extend(sorted(seen))
     return Interactions.from_arrays(user_ids=users, item_ids=items)
+
+
+def ensure_movielens_bundle(
+    out: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    saved_models: bool = False,
+    progress: bool = True,
+) -> bool:
+    """Train the notebook's MovieLens-100K bundle (random 80/20 split) into ``out`` unless a bundle is there.
+
+    Returns:
+        True when a bundle was trained now, False when one was already there.
+
+    Raises:
+        MissingDependencyError: training needs the ``tensorflow`` extra (checked
+            before any data is loaded, without importing TensorFlow).
+    """
+    import importlib.util
+
+    from two_stage_rec.bundle import is_bundle
+    from two_stage_rec.errors import MissingDependencyError
+
+    if is_bundle(out):
+        return False
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingDependencyError("tensorflow", "tensorflow")
+    train_movielens_bundle(out, protocol="random", data_dir=data_dir, saved_models=saved_models, progress=progress)
+    return True

@@ -87,44 +87,16 @@ class DemoResult:
 
 
 def ensure_models(models_dir: Path, *, data_dir: Path | None = None, progress: bool = True) -> bool:
-    """Train the recommended pipeline on MovieLens-100K into ``models_dir`` unless a bundle is there.
+    """Train the MovieLens-100K bundle into ``models_dir`` unless one is there (see
+    :func:`~two_stage_rec.workflow.ensure_movielens_bundle`); True when trained now."""
+    from two_stage_rec.workflow import ensure_movielens_bundle
 
-    The bundle is trained on the notebook's protocol, a random 80/20 split of
-    the ratings (seed 42), so the held-out 20% stays unseen by the models
-    (:func:`~two_stage_rec.workflow.train_movielens_bundle`).
-
-    Returns:
-        True when a bundle was trained now, False when one was already there.
-
-    Raises:
-        MissingDependencyError: training needs the ``tensorflow`` extra.
-    """
-    from two_stage_rec.bundle import is_bundle
-
-    if is_bundle(models_dir):
-        return False
-    _require_tensorflow()
-    from two_stage_rec.workflow import train_movielens_bundle
-
-    train_movielens_bundle(
-        models_dir, protocol="random", data_dir=data_dir, saved_models=_want_saved_models(), progress=progress
-    )
-    return True
+    return ensure_movielens_bundle(models_dir, data_dir=data_dir, saved_models=_want_saved_models(), progress=progress)
 
 
 def _want_saved_models() -> bool:
     """SavedModels are the notebook's format but take a while to export; tests may skip them."""
     return os.environ.get("TWO_STAGE_REC_DEMO_SAVED_MODELS", "1") != "0"
-
-
-def _require_tensorflow() -> None:
-    """Fail early, before loading data, when training is impossible (without paying TF's import time)."""
-    import importlib.util
-
-    from two_stage_rec.errors import MissingDependencyError
-
-    if importlib.util.find_spec("tensorflow") is None:
-        raise MissingDependencyError("tensorflow", "tensorflow")
 
 
 def _profile(served: AssembledRecommender, user_id: str, data_dir: Path | None) -> list[RatedMovie]:

@@ -1,4 +1,10 @@
-"""Write a models directory: three SavedModels, the numpy twins, and the report."""
+"""Write a models-only directory: the towers' tables, the scoring MLP, the SavedModels and the report.
+
+For serving, write a bundle instead (:func:`two_stage_rec.bundle.write_bundle`,
+:func:`two_stage_rec.workflow.train_bundle`): it adds the catalogue, seen items,
+popularity and the recommended reranker. This is for handing the models alone to
+another runtime (e.g. the three SavedModels to TensorFlow Serving).
+"""
 
 from __future__ import annotations
 
@@ -16,18 +22,15 @@ __all__ = ["export_models"]
 
 
 def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_models: bool = True) -> Path:
-    """Write ``models`` to the directory ``path`` (created if needed).
+    """Write ``models`` to the directory ``path`` (created if needed), for :func:`~two_stage_rec.bundle.load_models`.
 
-    Everything is first written to a temporary sibling directory; only when
-    all files are complete do they replace the same-named entries in ``path``
-    (other files there are left alone), so a failed export leaves a previous
-    one intact.
+    Everything is first written to a temporary directory inside ``path``; only
+    when all files are complete do they replace the same-named entries.
 
     Args:
         models: the trained models.
-        path: the models directory.
-        saved_models: also write the TensorFlow SavedModels (needs the
-            ``tensorflow`` extra); False writes only the numpy files and report.
+        path: the directory.
+        saved_models: also write the TensorFlow SavedModels (needs the ``tensorflow`` extra).
 
     Returns:
         The directory.
@@ -35,16 +38,8 @@ def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_
     Raises:
         PersistenceError: the directory cannot be written.
     """
-    # Imported here: artifacts imports training.report, so a top-level import would be circular.
-    from two_stage_rec.bundle import (
-        ITEM_EMBEDDINGS,
-        ITEM_MODEL,
-        REPORT,
-        SCORING_MLP,
-        SCORING_MODEL,
-        USER_EMBEDDINGS,
-        USER_MODEL,
-    )
+    # Imported here: the bundle module reads training reports, so importing it at the top would be circular.
+    from two_stage_rec.bundle import REPORT, write_model_files
 
     started = time.perf_counter()
     root = Path(path)
@@ -54,27 +49,20 @@ def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_
     except OSError as exc:
         raise PersistenceError(f"cannot create models directory {root}: {exc}") from exc
     try:
-        models.user_embedder().save(staging / USER_EMBEDDINGS)
-        models.item_embedder().save(staging / ITEM_EMBEDDINGS)
-        models.reranker.save(staging / SCORING_MLP)
-        names = [USER_EMBEDDINGS, ITEM_EMBEDDINGS, SCORING_MLP]
-        if saved_models:
-            from two_stage_rec.training.savedmodel import keyed_vectors_module, save_module, scoring_module
-
-            save_module(
-                keyed_vectors_module(models.user_keys, models.user_vectors, models.user_unknown),
-                staging / USER_MODEL,
-            )
-            save_module(
-                keyed_vectors_module(models.item_keys, models.item_vectors, models.item_unknown),
-                staging / ITEM_MODEL,
-            )
-            save_module(scoring_module(models.reranker), staging / SCORING_MODEL)
-            names += [USER_MODEL, ITEM_MODEL, SCORING_MODEL]
+        names = write_model_files(
+            staging,
+            user_keys=models.user_keys,
+            user_vectors=models.user_vectors,
+            item_keys=models.item_keys,
+            item_vectors=models.item_vectors,
+            scoring=models.reranker,
+            saved_models=saved_models,
+            user_unknown=models.user_unknown,
+            item_unknown=models.item_unknown,
+        )
         wall = dict(models.report.wall_time_s, export=round(time.perf_counter() - started, 3))
         dataclasses.replace(models.report, wall_time_s=wall).save(staging / REPORT)
-        names.append(REPORT)
-        for name in names:
+        for name in [*names, REPORT]:
             target = root / name
             if target.is_dir():
                 shutil.rmtree(target)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from two_stage_rec.embedders.table import TableEmbedder, UnknownKeyPolicy
 from two_stage_rec.rerankers.mlp import MLPReranker
@@ -50,9 +48,3 @@ class TrainedModels:
     def item_embedder(self, *, unknown: UnknownKeyPolicy = "raise") -> TableEmbedder:
         """The item tower as a :class:`TableEmbedder` (no TensorFlow)."""
         return TableEmbedder(self.item_keys, self.item_vectors, unknown=unknown)
-
-    def save(self, path: str | os.PathLike[str], *, saved_models: bool = True) -> Path:
-        """Write the models directory; see :func:`two_stage_rec.training.export_models`."""
-        from two_stage_rec.training.export import export_models
-
-        return export_models(self, path, saved_models=saved_models)

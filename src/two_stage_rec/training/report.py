@@ -8,17 +8,15 @@ import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 from two_stage_rec.errors import ModelError
+from two_stage_rec.types import Feedback
 
 __all__ = ["REPORT_FILE", "Feedback", "TrainingReport", "library_versions"]
 
 REPORT_FILE = "training_report.json"
-
-Feedback: TypeAlias = Literal["explicit", "implicit"]
-"""What the scoring model learned from: ratings (it predicts a rating) or bare
-events (it predicts the logit of an interaction)."""
+"""The report's name inside a directory; a bundle uses the same (:data:`two_stage_rec.bundle.REPORT`)."""
 
 
 def library_versions() -> dict[str, str]:
