@@ -4,12 +4,21 @@ For each protocol (``stratified``, ``random``, ``u1``; see
 :mod:`two_stage_rec.evaluation.protocols`) and each training setup:
 
 * ``default``: :func:`two_stage_rec.training.train_models` with the library's
-  default configuration; rankers: retrieval only, reranked by the scoring
-  model (the notebook's pipeline), most popular.
-* ``pipeline``: :func:`two_stage_rec.training.blend.train_with_blend` with
+  default configuration; rankers: retrieval only (``retrieval``), reranked by
+  the scoring model's predicted rating (``scoring``, the notebook's
+  pipeline), most popular.
+* ``pipeline``: :func:`two_stage_rec.training.blend.train_pipeline` with
   ``PIPELINE_CONFIG`` (chosen on a validation split of the training ratings);
   rankers: retrieval only, reranked by the scoring model, reranked by the
-  learned blend, most popular.
+  learned blend (``blend``), most popular. The run's ``blend`` entry is
+  ``train_pipeline``'s report, which also says which second stage it
+  recommends serving.
+
+The ranker names are the reranker names of the library (``"scoring"``,
+``"blend"``; retrieval only is ``"none"`` there and ``retrieval`` in
+:func:`~two_stage_rec.evaluation.evaluate`'s results). Results written before
+the ``Interactions`` refactor called the scoring ranker ``reranked`` (and its
+comparison ``reranked vs retrieval``); it is the same measurement.
 
 Every ranking excludes the user's training items; relevance is every test
 rating; the vector store is exact FAISS (flat, dot product); 50 candidates per
@@ -40,7 +49,7 @@ from two_stage_rec.evaluation import evaluate
 from two_stage_rec.evaluation.protocols import PROTOCOLS, protocol_spec, split_for_protocol
 from two_stage_rec.stores.faiss import FaissVectorStore
 from two_stage_rec.training import TrainingConfig, train_models
-from two_stage_rec.training.blend import PIPELINE_CONFIG, train_with_blend
+from two_stage_rec.training.blend import PIPELINE_CONFIG, train_pipeline
 
 COMMAND = "TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/evaluate_quality.py"
 REFERENCES = {
@@ -76,13 +85,12 @@ def _short(result: Any) -> dict[str, Any]:
 
 
 def run_protocol(protocol: str, setup: str, *, resamples: int) -> dict[str, Any]:
-    data = movielens_100k()
-    items = data.movies.ids_str()
+    items = list(movielens_100k(progress=False).catalogue.item_ids)
     train, test = split_for_protocol(protocol, progress=False)
     started = time.perf_counter()
     blend_report = None
     if setup == "pipeline":
-        trained = train_with_blend(train, test=test, items=items, config=PIPELINE_CONFIG, progress=False)
+        trained = train_pipeline(train, test=test, items=items, config=PIPELINE_CONFIG, progress=False)
         models, blend, blend_report, config = trained.models, trained.blend, trained.report, PIPELINE_CONFIG
     else:
         config = TrainingConfig()
@@ -96,7 +104,7 @@ def run_protocol(protocol: str, setup: str, *, resamples: int) -> dict[str, Any]
         reranker=models.reranker,
     )
     recommender.index_items(items)
-    rerankers: dict[str, Any] = {"reranked": models.reranker}
+    rerankers: dict[str, Any] = {"scoring": models.reranker}
     if blend is not None:
         rerankers["blend"] = blend
     started = time.perf_counter()

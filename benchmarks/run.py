@@ -10,7 +10,12 @@ Speed benchmarks (the default set):
 * ``tf_adapter_calls``, ``pinecone_throughput``, ``serve_latency``: per-call
   TensorFlow latency, Pinecone store throughput, HTTP service latency.
 
-Quality benchmarks (``--all`` or by name): ``train_quality``, ``evaluate_quality``.
+Quality benchmarks (``--all`` or by name):
+
+* ``train_quality``: top-k accuracy and RMSE of the trained models, wall time;
+* ``evaluate_quality``: every ranking metric per protocol, retrieval only vs
+  the ``scoring`` and ``blend`` rerankers;
+* ``implicit_quality``: the recommended pipeline on implicit feedback.
 
 Each script writes ``benchmarks/results/<name>.json``. ``--quick`` runs smaller
 versions that write ``<name>_quick.json`` instead (scripts that cannot redirect
@@ -53,8 +58,9 @@ SCRIPTS: dict[str, Script] = {
     "tf_adapter_calls": Script(("--repeats", "50")),
     "pinecone_throughput": Script(None),
     "serve_latency": Script(("--requests", "200")),
-    "train_quality": Script(None, speed=False),
+    "train_quality": Script(("--seeds", "42", "--no-ablations"), speed=False),
     "evaluate_quality": Script(("--resamples", "1000"), speed=False),
+    "implicit_quality": Script(("--no-tune", "--resamples", "1000"), speed=False),
 }
 """Name -> script. ``scale`` chooses its own quick output file; the others get ``--out``."""
 

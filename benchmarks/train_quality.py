@@ -25,9 +25,9 @@ with other processes; the load average is recorded.
 
 Usage::
 
-    .venv/bin/python benchmarks/train_quality.py [--seeds 42 43 44] [--data-dir ...]
+    .venv/bin/python benchmarks/train_quality.py [--seeds 42 43 44] [--data-dir ...] [--no-ablations] [--out FILE]
 
-Writes ``benchmarks/results/train_quality.json``.
+Writes ``benchmarks/results/train_quality.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, machine
 
-from two_stage_rec.datasets import Ratings, canonical_split, movielens_100k, random_split
+from two_stage_rec.datasets import Interactions, canonical_split, movielens_100k, random_split
 from two_stage_rec.training import (
     TrainingConfig,
     factorized_top_k_accuracy,
@@ -89,29 +90,45 @@ def ablations(seed: int) -> dict[str, TrainingConfig]:
     }
 
 
-def popularity_top_k(train: Ratings, test: Ratings, n_items: int, ks: tuple[int, ...]) -> dict[str, float]:
-    """Top-k accuracy when every user gets the items ranked by train rating count."""
-    counts = np.bincount(train.item_ids, minlength=n_items + 1)[1:].astype(np.float32)
-    items = counts.reshape(-1, 1)  # a 1-d "embedding": score = count
+def catalogue_rows(item_ids: npt.NDArray[np.str_], items: list[str]) -> npt.NDArray[np.intp]:
+    """Row of each id in ``items`` (the catalogue order), as intp.
+
+    Raises:
+        KeyError: an id is not in the catalogue.
+    """
+    row = {item: position for position, item in enumerate(items)}
+    return np.fromiter((row[item] for item in item_ids), dtype=np.intp, count=len(item_ids))
+
+
+def popularity_top_k(
+    train: Interactions, test: Interactions, items: list[str], ks: tuple[int, ...]
+) -> dict[str, float]:
+    """Top-k accuracy when every user gets the catalogue ranked by train rating count."""
+    counts = np.bincount(catalogue_rows(train.item_ids, items), minlength=len(items)).astype(np.float32)
+    scores = counts.reshape(-1, 1)  # a 1-d "embedding": score = count
     users = np.ones((len(test), 1), np.float32)
-    result = factorized_top_k_accuracy(users, items, test.item_ids.astype(np.intp) - 1, ks)
+    result = factorized_top_k_accuracy(users, scores, catalogue_rows(test.item_ids, items), ks)
     return {f"top_{k}_accuracy": round(v, 4) for k, v in result.items()}
 
 
-def item_mean_rmse(train: Ratings, test: Ratings) -> float:
+def item_mean_rmse(train: Interactions, test: Interactions) -> float:
     """RMSE of predicting each item's train mean (global mean for unseen items)."""
-    sums = np.bincount(train.item_ids, weights=train.ratings, minlength=1683)
-    counts = np.bincount(train.item_ids, minlength=1683)
-    means = np.where(counts > 0, sums / np.maximum(counts, 1), train.ratings.mean())
-    return round(rmse(means[test.item_ids], test.ratings), 4)
+    if train.ratings is None or test.ratings is None:
+        raise ValueError("the item-mean baseline needs ratings in train and test")
+    keys, inverse = np.unique(train.item_ids, return_inverse=True)
+    means = np.bincount(inverse, weights=train.ratings) / np.bincount(inverse)
+    position = np.minimum(np.searchsorted(keys, test.item_ids), len(keys) - 1)
+    seen = keys[position] == test.item_ids
+    predicted = np.where(seen, means[position], train.ratings.mean())
+    return round(rmse(predicted, test.ratings), 4)
 
 
 def run(
     name: str,
     variant: str,
     config: TrainingConfig,
-    train: Ratings,
-    test: Ratings,
+    train: Interactions,
+    test: Interactions,
     items: list[str],
     features: dict[str, Any],
 ) -> dict[str, Any]:
@@ -146,22 +163,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--no-ablations", action="store_true", help="Train only the default configuration.")
+    parser.add_argument("--no-ablations", action="store_true", help="Skip the frozen and pretrain ablations.")
+    parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
 
     import tensorflow as tf
 
     facts = machine(tensorflow=tf.__version__)
     data = movielens_100k(args.data_dir, progress=False)
-    items = data.movies.ids_str()
+    items = list(data.catalogue.item_ids)
     user_features, item_features = movielens_side_features(data)
     features = {"user_features": user_features, "item_features": item_features}
     splits = {
-        "random": random_split(data.ratings, 0.2, seed=42),
+        "random": random_split(data.interactions, 0.2, seed=42),
         "u1": canonical_split("u1", data.path, progress=False),
     }
     baselines = {
-        "random": {"popularity": popularity_top_k(*splits["random"], len(items), (1, 5, 10, 50, 100))},
+        "random": {"popularity": popularity_top_k(*splits["random"], items, (1, 5, 10, 50, 100))},
         "u1": {"item_mean_rmse": item_mean_rmse(*splits["u1"])},
     }
     runs: list[dict[str, Any]] = []
@@ -197,10 +215,10 @@ def main() -> None:
         "summary": summary,
         "runs": runs,
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
-    print(f"wrote {RESULT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

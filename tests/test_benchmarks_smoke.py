@@ -115,30 +115,36 @@ def test_run_quick_commands_never_overwrite_full_results(bench: dict[str, Module
 def test_recommend_latency_runs_all_five_cases_on_movielens(
     bench: dict[str, ModuleType], movielens_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Small random models exported as the notebook's SavedModels; every case must recommend the same movies."""
+    """A small random bundle with the notebook's SavedModels; every case must recommend the same movies."""
     pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
     monkeypatch.setenv("TWO_STAGE_REC_DATA", str(movielens_dir))
+    from two_stage_rec.bundle import write_bundle
+    from two_stage_rec.datasets import movielens_100k
     from two_stage_rec.rerankers.mlp import MLPReranker
-    from two_stage_rec.training import TrainedModels, TrainingReport, export_models
+    from two_stage_rec.workflow import movielens_split
 
     rng = np.random.default_rng(0)
     d = 8
-    models = TrainedModels(
+    train, _, record = movielens_split("random", movielens_dir, progress=False)
+    write_bundle(
+        tmp_path / "models",
         user_keys=[str(u) for u in range(1, 944)],
         user_vectors=rng.normal(size=(943, d)).astype(np.float32),
-        user_unknown=np.zeros(d, np.float32),
         item_keys=[str(i) for i in range(1, 1683)],
         item_vectors=rng.normal(size=(1682, d)).astype(np.float32),
-        item_unknown=np.zeros(d, np.float32),
-        reranker=MLPReranker(
+        catalogue=movielens_100k(movielens_dir).catalogue,
+        train=train,
+        recommended="scoring",
+        scoring=MLPReranker(
             [rng.normal(size=(3 * d, 16)), rng.normal(size=(16, 1))],
             [np.zeros(16), np.zeros(1)],
             user_dimension=d,
             features="concat_product",
         ),
-        report=TrainingReport(metrics={}, epochs={}, wall_time_s={}, seed=0, config={}),
+        dataset="movielens-100k",
+        split=record,
+        saved_models=True,
     )
-    export_models(models, tmp_path / "models")
     latency = importlib.import_module("recommend_latency")
     out = tmp_path / "latency.json"
     results = latency.run(tmp_path / "models", 10, 1, True, out, quiet=True)

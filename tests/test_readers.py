@@ -288,7 +288,7 @@ def test_unknown_items_raise_by_default_with_counts(tmp_path: Path) -> None:
 
     message = str(caught.value)
     assert "events.csv" in message and "'item_id'" in message and "line 3" in message
-    assert "3 interactions name 2 items" in message
+    assert "3 interaction(s) name 2 item(s)" in message
 
 
 def test_unknown_items_dropped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -305,7 +305,7 @@ def test_unknown_items_dropped_with_a_warning(tmp_path: Path, caplog: pytest.Log
 def test_unknown_items_in_a_dataframe_name_the_source() -> None:
     frame = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "gone"]})
 
-    with pytest.raises(InvalidInputError, match=r"^clicks: 1 interactions name 1 items"):
+    with pytest.raises(InvalidInputError, match=r"^clicks: 1 interaction\(s\) name 1 item\(s\)"):
         interactions_from_dataframe(frame, catalogue=Catalogue.from_records(["i1"]), source="clicks")
     with pytest.raises(InvalidInputError, match="on_unknown_items"):
         interactions_from_dataframe(frame, on_unknown_items="keep")  # type: ignore[arg-type]
