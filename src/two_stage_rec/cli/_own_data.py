@@ -10,6 +10,7 @@ import typer
 
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.errors import InvalidInputError
 
 __all__ = [
     "DropUnknownOption",
@@ -23,6 +24,7 @@ __all__ = [
     "UserColumnOption",
     "ItemColumnOption",
     "WeightColumnOption",
+    "own_data_from_options",
 ]
 
 InteractionsOption = Annotated[
@@ -107,3 +109,34 @@ class OwnData:
             on_unknown_items="drop" if self.drop_unknown_items else "raise",
         )
         return log, catalogue
+
+
+def own_data_from_options(
+    interactions: Path | None,
+    items: Path | None,
+    user_column: str,
+    item_column: str,
+    rating_column: str | None,
+    timestamp_column: str | None,
+    weight_column: str | None,
+    item_id_column: str,
+    list_column: list[str] | None,
+    drop_unknown_items: bool,
+) -> OwnData | None:
+    """The files named by the options, or None when neither --interactions nor --items is given."""
+    if interactions is None and items is None:
+        return None
+    if interactions is None or items is None:
+        raise InvalidInputError("own data needs both --interactions FILE and --items FILE")
+    return OwnData(
+        interactions=interactions,
+        items=items,
+        user_column=user_column,
+        item_column=item_column,
+        rating_column=rating_column,
+        timestamp_column=timestamp_column,
+        weight_column=weight_column,
+        item_id_column=item_id_column,
+        list_columns=tuple(list_column or ()),
+        drop_unknown_items=drop_unknown_items,
+    )

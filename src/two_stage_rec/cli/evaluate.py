@@ -25,11 +25,11 @@ from two_stage_rec.cli._own_data import (
     ItemIdColumnOption,
     ItemsOption,
     ListColumnsOption,
-    OwnData,
     RatingColumnOption,
     TimestampColumnOption,
     UserColumnOption,
     WeightColumnOption,
+    own_data_from_options,
 )
 from two_stage_rec.errors import InvalidInputError, ModelError, TwoStageRecError
 
@@ -196,20 +196,19 @@ def register(app: typer.Typer) -> None:
                 from two_stage_rec.bundle import read_manifest
                 from two_stage_rec.workflow import evaluate_bundle
 
-                source = interactions if interactions is not None else test_file
-                assert source is not None
-                own = OwnData(
-                    interactions=source,
-                    items=items,
-                    user_column=user_column,
-                    item_column=item_column,
-                    rating_column=rating_column,
-                    timestamp_column=timestamp_column,
-                    weight_column=weight_column,
-                    item_id_column=item_id_column,
-                    list_columns=tuple(list_column or ()),
-                    drop_unknown_items=drop_unknown_items,
+                own = own_data_from_options(
+                    interactions if interactions is not None else test_file,
+                    items,
+                    user_column,
+                    item_column,
+                    rating_column,
+                    timestamp_column,
+                    weight_column,
+                    item_id_column,
+                    list_column,
+                    drop_unknown_items,
                 )
+                assert own is not None  # both files given: checked above
                 log, _ = own.read()
                 manifest = read_manifest(models)
                 name = models.name

@@ -21,8 +21,9 @@ from two_stage_rec.cli._own_data import (
     TimestampColumnOption,
     UserColumnOption,
     WeightColumnOption,
+    own_data_from_options,
 )
-from two_stage_rec.errors import InvalidInputError, TwoStageRecError
+from two_stage_rec.errors import TwoStageRecError
 
 if TYPE_CHECKING:
     from two_stage_rec.workflow import TrainedBundle
@@ -106,7 +107,7 @@ def train(
     try:
         trained = _train(
             out,
-            own=_own_data(
+            own=own_data_from_options(
                 interactions,
                 items,
                 user_column,
@@ -131,36 +132,6 @@ def train(
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
     print_trained(trained)
-
-
-def _own_data(
-    interactions: Path | None,
-    items: Path | None,
-    user_column: str,
-    item_column: str,
-    rating_column: str | None,
-    timestamp_column: str | None,
-    weight_column: str | None,
-    item_id_column: str,
-    list_column: list[str] | None,
-    drop_unknown_items: bool,
-) -> OwnData | None:
-    if interactions is None and items is None:
-        return None
-    if interactions is None or items is None:
-        raise InvalidInputError("own data needs both --interactions FILE and --items FILE")
-    return OwnData(
-        interactions=interactions,
-        items=items,
-        user_column=user_column,
-        item_column=item_column,
-        rating_column=rating_column,
-        timestamp_column=timestamp_column,
-        weight_column=weight_column,
-        item_id_column=item_id_column,
-        list_columns=tuple(list_column or ()),
-        drop_unknown_items=drop_unknown_items,
-    )
 
 
 def _train(
