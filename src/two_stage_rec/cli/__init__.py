@@ -20,4 +20,7 @@ for _module in (data, train, recommend, serve, demo, evaluate):
 
 def main() -> None:
     """Console-script entry point."""
+    from two_stage_rec.cli._native_logs import quiet_native_logs
+
+    quiet_native_logs()
     app()
