@@ -80,8 +80,10 @@ def test_importing_tensorflow_under_the_filter_prints_no_native_lines(tmp_path: 
 def test_the_command_line_prints_no_native_lines(tiny_movielens_models: Path) -> None:
     code = "from two_stage_rec.cli import main; main()"
     completed = subprocess.run(
-        [sys.executable, "-c", code, "recommend", "--models", str(tiny_movielens_models), "--user", "42"]
-        + ["--backend", "tensorflow", "--store", "memory"],
+        [
+            *(sys.executable, "-c", code, "recommend", "--models", str(tiny_movielens_models), "--user", "42"),
+            *("--backend", "tensorflow", "--store", "memory"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -14,6 +14,7 @@ a program importing ``two_stage_rec`` keeps its own stderr untouched.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import sys
@@ -73,10 +74,8 @@ def quiet_native_logs() -> None:
     def restore() -> None:
         # Put the real stderr back and let the pump drain what is left in the pipe,
         # so an error printed just before exit is never lost.
-        try:
+        with contextlib.suppress(OSError, ValueError):  # stderr may already be closed at exit
             sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
         os.dup2(original, 2)
         worker.join(timeout=2.0)
 
