@@ -27,6 +27,7 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
+from two_stage_rec.protocols import Closeable, EventuallyConsistent
 from two_stage_rec.recommender import Recommendation
 from two_stage_rec.stores.memory import InMemoryVectorStore
 
@@ -184,6 +185,24 @@ def test_context_manager_closes_the_store(bundle: Bundle) -> None:
     with assemble(bundle, store=store) as served:
         assert "AssembledRecommender(" in repr(served) and store.closed == 0
     assert store.closed == 1
+
+
+def test_an_eventually_consistent_store_is_waited_for_after_indexing(bundle: Bundle) -> None:
+    class SlowToShowStore(InMemoryVectorStore):
+        def __init__(self, dimension: int) -> None:
+            super().__init__(dimension=dimension)
+            self.waited_for: list[tuple[int, int]] = []
+
+        def wait_until_count(self, count: int) -> int:
+            self.waited_for.append((count, len(self)))
+            return len(self)
+
+    store = SlowToShowStore(DIMENSION)
+    assert isinstance(store, EventuallyConsistent) and not isinstance(store, Closeable)
+    with assemble(bundle, store=store) as served:
+        assert store.waited_for == [(served.indexed, served.indexed)]  # after the last write
+    with assemble(bundle, store=SlowToShowStore(DIMENSION), index=False) as served:
+        assert served.store.waited_for == []  # type: ignore[attr-defined]  # nothing written, nothing to wait for
 
 
 # --------------------------------------------------------------------------- rerankers

@@ -98,6 +98,16 @@ def test_every_ranking_and_metric_matches_the_hand_worked_answer() -> None:
     ]
 
 
+def test_recall_of_users_with_more_relevant_items_than_k() -> None:
+    # u1 and u3 have three test items each and k = 2: retrieval finds two of them
+    # (u1: [i1, i2], u3: [i1, i3]), so recall is 2/3 for each, not 2/min(3, 2) = 1.
+    test = log(["u1", "u1", "u1", "u2", "u3", "u3", "u3"], ["i1", "i2", "i3", "i0", "i1", "i3", "i4"])
+    result = evaluate(build(), TRAIN, test, k=2, cutoffs=(2,), candidates=6, baselines=False)
+    np.testing.assert_allclose(result.rankers["retrieval"].per_user["recall"], [2 / 3, 0.0, 2 / 3])
+    assert result.metric("retrieval", "recall") == pytest.approx(4 / 9)
+    assert result.metric("retrieval", "ndcg") == pytest.approx(2 / 3)  # NDCG's ideal is over min(3, k)
+
+
 def test_most_popular_pads_when_too_few_unseen_items_were_ever_rated() -> None:
     ids = most_popular_ranking(TRAIN, ["u1", "u2", "u3"], [{"i0"}, {"i5"}, {"i0", "i2"}], 2)
     np.testing.assert_array_equal(ids, [["i2", "i5"], ["i0", "i2"], ["i5", ""]])

@@ -54,6 +54,16 @@ def test_recall_divides_by_number_of_relevant_items(hits: np.ndarray) -> None:
     np.testing.assert_allclose(recall_at_k(hits, N_RELEVANT, 3), [2 / 3, 0.0, 1.0])
 
 
+def test_recall_with_more_relevant_items_than_k_still_divides_by_all_of_them(hits: np.ndarray) -> None:
+    # recall_at_k documents (# relevant in the top k) / (# relevant), not / min(# relevant, k):
+    # a user with more relevant items than k cannot reach recall 1 (unlike NDCG and AP).
+    perfect = np.ones((1, 3), dtype=bool)
+    np.testing.assert_allclose(recall_at_k(perfect, [10], 3), [0.3])
+    np.testing.assert_allclose(ndcg_at_k(perfect, [10], 3), [1.0])
+    # user 0 of the fixture has 3 relevant items; at k=2 its one hit is 1/3, not 1/2
+    np.testing.assert_allclose(recall_at_k(hits, N_RELEVANT, 2), [1 / 3, 0.0, 1.0])
+
+
 def test_ndcg_uses_log2_discount_and_ideal_over_min_k_relevant(hits: np.ndarray) -> None:
     # user 0: DCG = 1/log2(2) + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3) + 1/log2(4)
     user0 = 1.5 / (1 + 1 / math.log2(3) + 0.5)

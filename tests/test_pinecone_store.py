@@ -195,11 +195,31 @@ def test_top_k_limits(make_store: StoreFactory, server: PineconeTestServer) -> N
     server.clear_requests()
     with pytest.raises(LimitExceededError, match="10000"):
         store.query(vectors[:1], 10_001)
-    with pytest.raises(LimitExceededError, match="1000 when values or metadata"):
-        store.query(vectors[:1], 1_001, include_metadata=True)
+    with pytest.raises(LimitExceededError, match="10000"):
+        store.query(vectors[:1], 10_001, include_metadata=True)
     assert [r for r in server.requests if r.path == "/query"] == []
     assert store.query(vectors[:1], 10_000).counts.tolist() == [5]
     assert store.query(vectors[:1], 1_000, include_values=True).counts.tolist() == [5]
+
+
+def test_payload_above_pinecones_top_k_cap_is_fetched(make_store: StoreFactory, server: PineconeTestServer) -> None:
+    # Pinecone returns values or metadata for at most 1,000 matches: above that the
+    # store asks for ranks, then fetches the payload, and answers as one query.
+    store = make_store()
+    ids, vectors = _data(5)
+    metadata = [{"n": float(i)} for i in range(5)]
+    store.upsert(ids, vectors, metadata)
+    want = store.query(vectors[:2], 1_000, include_values=True, include_metadata=True)
+    server.clear_requests()
+    got = store.query(vectors[:2], 1_001, include_values=True, include_metadata=True)
+    assert [r.path for r in server.requests] == ["/query", "/query", "/vectors/fetch"]
+    assert got.ids.tolist() == want.ids.tolist() and got.counts.tolist() == [5, 5]
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+    assert got.values is not None and want.values is not None
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-6)
+    assert got.metadata == want.metadata
+    only_metadata = store.query(vectors[:1], 5_000, include_metadata=True)
+    assert only_metadata.values is None and only_metadata.metadata == want.metadata[:1]
 
 
 # -------------------------------------------------------------------- batching

@@ -19,6 +19,7 @@ EXPECTED_PUBLIC = {
     "DuplicateIdError",
     "Embedder",
     "EmptyBatchError",
+    "Fallback",
     "FetchResult",
     "Filter",
     "IndexConfigurationError",
@@ -27,6 +28,7 @@ EXPECTED_PUBLIC = {
     "InvalidInputError",
     "Interactions",
     "InvalidMetadataError",
+    "InvalidResultError",
     "LimitExceededError",
     "Metadata",
     "Metric",
@@ -78,6 +80,7 @@ def test_every_error_has_one_root_and_its_builtin():
     assert issubclass(errors.MissingDependencyError, ImportError)
     assert issubclass(errors.PersistenceError, OSError)
     assert issubclass(errors.ChecksumMismatchError, ValueError)
+    assert issubclass(errors.InvalidResultError, TypeError)
 
 
 def test_missing_dependency_names_the_extra(monkeypatch):
@@ -94,3 +97,31 @@ def test_partial_write_error_lists_ids_briefly():
     error = errors.PartialWriteError("upsert failed", written_ids=["a"], failed_ids=[str(n) for n in range(25)])
     assert error.failed_ids[0] == "0" and len(error.failed_ids) == 25
     assert "and 15 more" in str(error)
+
+
+def test_version_comes_from_the_package_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    assert two_stage_rec.__version__ == importlib.metadata.version("two-stage-rec")
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    # A source checkout on sys.path that was never installed has no metadata to read.
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    two_stage_rec._version.cache_clear()
+    try:
+        assert two_stage_rec.__version__ == "0+unknown"
+    finally:
+        two_stage_rec._version.cache_clear()
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        two_stage_rec.nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_the_license_text_matches_the_declared_license() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License") and "two_stage_rec developers" in text
+    assert 'license = "MIT"' in (root / "pyproject.toml").read_text(encoding="utf-8")

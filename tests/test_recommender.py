@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from comparisons import assert_same_recommendations
 from two_stage_rec import (
     DimensionMismatchError,
     InvalidIdError,
@@ -18,6 +19,9 @@ from two_stage_rec import (
     UnknownUserError,
 )
 from two_stage_rec.embedders import TableEmbedder
+from two_stage_rec.protocols import DeclaresInputWidth, Fallback, input_width
+from two_stage_rec.rerankers.blend import BlendReranker, BlendWeights
+from two_stage_rec.rerankers.mlp import MLPReranker
 from two_stage_rec.stores.memory import InMemoryVectorStore
 from two_stage_rec.types import FloatMatrix, FloatVector
 
@@ -56,7 +60,7 @@ def world() -> tuple[FloatMatrix, FloatMatrix, list[str], list[str]]:
 def build(
     world: tuple[FloatMatrix, FloatMatrix, list[str], list[str]],
     reranker: CountingDotReranker | None = None,
-    fallback: PopularityFallback | None = None,
+    fallback: Fallback | None = None,
 ) -> Recommender:
     items, users, item_ids, user_ids = world
     recommender = Recommender(
@@ -130,6 +134,31 @@ def test_fewer_than_k_only_when_the_catalogue_has_fewer(world):
     assert sorted(r.item_id for r in got) == ["i0", "i1", "i2", "i3"]
 
 
+class CoarseReranker:
+    """Scores an item by the sign of its first coordinate: two values, so most scores tie."""
+
+    def score(self, user_vectors: FloatMatrix, item_vectors: FloatMatrix) -> FloatVector:
+        return (item_vectors[:, 0] > 0).astype(np.float32)
+
+
+@pytest.mark.parametrize("exclude", [None, {"u0": {"i5"}, "u3": {f"i{n}" for n in range(0, 40, 3)}}])
+def test_equal_rerank_scores_keep_retrieval_order(world, exclude):
+    items, users, _, user_ids = world
+    recommender = build(world, CoarseReranker())  # type: ignore[arg-type]
+    batch = recommender.recommend_batch(user_ids, k=12, candidates=30, exclude=exclude)
+    for row, user in enumerate(user_ids):
+        skipped = (exclude or {}).get(user, set())
+        retrieved = [n for n in oracle(items, users[row], range(N_ITEMS)) if f"i{n}" not in skipped][:30]
+        # Positive first coordinate first; within each score, retrieval order (a stable sort).
+        expected = [n for n in retrieved if items[n, 0] > 0] + [n for n in retrieved if items[n, 0] <= 0]
+        assert [r.item_id for r in batch[row]] == [f"i{n}" for n in expected[:12]]
+        assert {r.source for r in batch[row]} == {"reranked"}
+    constant = build(world, CountingDotReranker(np.zeros(DIM, np.float32)))  # every score 0
+    for user in user_ids:
+        reranked = constant.recommend(user, k=10, candidates=30)
+        assert [r.item_id for r in reranked] == [r.item_id for r in constant.recommend(user, k=10, rerank=False)]
+
+
 def test_batch_matches_single_calls_with_one_reranker_call(world):
     weights = np.ones(DIM, dtype=np.float32)
     reranker = CountingDotReranker(weights)
@@ -141,12 +170,9 @@ def test_batch_matches_single_calls_with_one_reranker_call(world):
     assert reranker.pairs == N_USERS * 12
     for user, recommendations in zip(users, batch, strict=True):
         single = recommender.recommend(user, k=4, candidates=12, exclude=exclude.get(user, ()))
-        assert [r.item_id for r in recommendations] == [r.item_id for r in single]
-        # A batched matmul may round differently from a single-row one.
-        np.testing.assert_allclose(
-            [r.retrieval_score for r in recommendations], [r.retrieval_score for r in single], rtol=1e-5
-        )
-        assert [r.score for r in recommendations] == [r.score for r in single]
+        # Ids exactly; scores (retrieval and rerank) to a tolerance: a batched matmul may round
+        # differently from a single-row one.
+        assert_same_recommendations(recommendations, single)
 
 
 def test_unknown_user_raises_typed_error(world):
@@ -156,6 +182,32 @@ def test_unknown_user_raises_typed_error(world):
     assert caught.value.keys == ["nobody"]
     assert isinstance(caught.value, KeyError)
     assert "nobody" in str(caught.value)
+
+
+class NewestFirstFallback:
+    """A cold-start policy of a third party's own: any Fallback is accepted, not only PopularityFallback."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, frozenset[str]]] = []
+
+    def top(self, k, *, exclude=(), filter=None):  # type: ignore[no-untyped-def]
+        self.asked.append((k, frozenset(exclude)))
+        newest = [f"i{n}" for n in range(N_ITEMS - 1, -1, -1) if f"i{n}" not in exclude]
+        return [(item, float(-rank), {"rank": rank}) for rank, item in enumerate(newest[:k])]
+
+
+def test_any_fallback_answers_unknown_users(world):
+    fallback = NewestFirstFallback()
+    assert isinstance(fallback, Fallback) and isinstance(PopularityFallback(["a"]), Fallback)
+    recommender = build(world, fallback=fallback)
+    known, unknown = recommender.recommend_batch(["u0", "stranger"], k=3, exclude={"stranger": {"i199"}})
+    assert {r.source for r in known} == {"retrieval"}
+    assert [(r.item_id, r.score, r.source) for r in unknown] == [
+        ("i198", 0.0, "fallback"),
+        ("i197", -1.0, "fallback"),
+        ("i196", -2.0, "fallback"),
+    ]
+    assert fallback.asked == [(3, frozenset({"i199"}))]
 
 
 def test_cold_start_fallback_is_marked_and_respects_exclude_and_filter(world):
@@ -280,35 +332,21 @@ def test_reranker_input_width_is_checked_at_construction(world):
         )
 
 
-class PayloadCappedStore(InMemoryVectorStore):
-    """An exact store that, like Pinecone, refuses values/metadata above a top_k."""
+def test_rerankers_declare_their_input_width_and_a_mismatch_fails_at_build(world):
+    _, users, _, user_ids = world
+    rng = np.random.default_rng(0)
 
-    max_top_k_with_payload = 20
+    def mlp(user_dimension: int, item_dimension: int) -> MLPReranker:
+        first = rng.normal(size=(user_dimension + item_dimension, 4))
+        return MLPReranker([first, rng.normal(size=(4, 1))], [np.zeros(4), np.zeros(1)], user_dimension=user_dimension)
 
-    def query(self, vectors, top_k, *, filter=None, include_values=False, include_metadata=False):  # type: ignore[no-untyped-def]
-        if (include_values or include_metadata) and top_k > self.max_top_k_with_payload:
-            raise InvalidInputError(f"top_k={top_k} with payload exceeds {self.max_top_k_with_payload}")
-        return super().query(
-            vectors, top_k, filter=filter, include_values=include_values, include_metadata=include_metadata
-        )
-
-
-def test_long_exclusions_past_a_stores_payload_limit_still_return_k(world):
-    items, users, item_ids, user_ids = world
-    weights = np.random.default_rng(3).normal(size=DIM).astype(np.float32)
-    results = {}
-    for name, store in (("capped", PayloadCappedStore(dimension=DIM)), ("plain", InMemoryVectorStore(dimension=DIM))):
-        recommender = Recommender(
-            user_embedder=TableEmbedder(user_ids, users),
-            item_embedder=TableEmbedder(item_ids, items),
-            store=store,
-            reranker=CountingDotReranker(weights),
-        )
-        recommender.index_items(item_ids, metadata=[{"n": n} for n in range(N_ITEMS)])
-        ranking = oracle(items, users[0], range(N_ITEMS))
-        exclude = {"u0": {f"i{n}" for n in ranking[:30]}, "u1": {"i0"}}  # u0 needs top_k 40 > 20
-        results[name] = recommender.recommend_batch(["u0", "u1", "u2"], k=5, candidates=10, exclude=exclude)
-        single = recommender.recommend("u0", k=5, candidates=10, exclude=exclude["u0"], rerank=False)
-        assert [r.item_id for r in single] == [f"i{n}" for n in ranking[30:35]]
-    assert results["capped"] == results["plain"]
-    assert all(len(row) == 5 for row in results["capped"])
+    fits, too_wide = mlp(DIM, DIM), mlp(DIM, DIM + 1)
+    assert isinstance(fits, DeclaresInputWidth) and fits.input_width == 2 * DIM
+    blend = BlendReranker(BlendWeights(retrieval=1.0, rating=0.5, item=None), rating_model=too_wide)
+    assert input_width(blend) == 2 * DIM + 1 and input_width(CountingDotReranker(np.ones(DIM, np.float32))) is None
+    assert input_width(BlendReranker(BlendWeights(retrieval=1.0, rating=0.0, item=None))) is None
+    for reranker in (too_wide, blend):
+        with pytest.raises(DimensionMismatchError, match="concatenated user and item vectors have dimension 16"):
+            Recommender(user_embedder=TableEmbedder(user_ids, users), store=InMemoryVectorStore(dimension=DIM),
+                        reranker=reranker)  # fmt: skip
+    Recommender(user_embedder=TableEmbedder(user_ids, users), store=InMemoryVectorStore(dimension=DIM), reranker=fits)

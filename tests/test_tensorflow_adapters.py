@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -28,6 +28,7 @@ from two_stage_rec import (
     UnknownUserError,
 )
 from two_stage_rec.stores.memory import InMemoryVectorStore
+from two_stage_rec.testing import EmbedderContract, RerankerContract
 
 tf = pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
 keras = pytest.importorskip("keras", reason="keras (installed with tensorflow) is missing")
@@ -539,3 +540,59 @@ def test_recommender_rejects_an_embedder_of_another_dimension(models: dict[str, 
             item_embedder=embedder,
             store=InMemoryVectorStore(dimension=8),
         )
+
+
+# ------------------------------------------------------------------ contract suites
+
+
+_ADAPTERS: dict[tuple[Path, str], Any] = {}
+
+
+class _SavedModels:
+    """Gives each contract test the module's SavedModels, loading each adapter once."""
+
+    @pytest.fixture(autouse=True)
+    def _models(self, models: dict[str, Path]) -> None:
+        self.paths = models
+
+    def _adapter(self, kind: type[Any], name: str, **options: Any) -> Any:
+        key = (self.paths[name], kind.__name__)
+        if key not in _ADAPTERS:
+            _ADAPTERS[key] = kind(self.paths[name], **options)
+        return _ADAPTERS[key]
+
+
+class TestSavedModelEmbedderContract(_SavedModels, EmbedderContract):
+    unknown_keys = ("999", "0")
+
+    def make_embedder(self) -> Embedder:
+        return cast(Embedder, self._adapter(SavedModelEmbedder, "keras3_tower", unknown="raise"))
+
+    def known_keys(self) -> list[str]:
+        return ["42", "1", "7", "60"]
+
+
+class TestSavedModelEmbedderWithoutVocabularyContract(_SavedModels, EmbedderContract):
+    """A hashing tower embeds every key: the unknown-key test is skipped with its reason."""
+
+    def make_embedder(self) -> Embedder:
+        return cast(Embedder, self._adapter(SavedModelEmbedder, "hashed_tower"))
+
+    def known_keys(self) -> list[str]:
+        return ["a", "b", "c", "anything"]
+
+
+class TestSavedModelRerankerContract(_SavedModels, RerankerContract):
+    user_dimension = DIM
+    item_dimension = DIM
+
+    def make_reranker(self) -> Reranker:
+        return cast(Reranker, self._adapter(SavedModelReranker, "keras3_scoring"))
+
+
+class TestSavedModelRerankerOfUndeclaredWidthContract(_SavedModels, RerankerContract):
+    user_dimension = DIM
+    item_dimension = DIM
+
+    def make_reranker(self) -> Reranker:
+        return cast(Reranker, self._adapter(SavedModelReranker, "sum_scoring"))

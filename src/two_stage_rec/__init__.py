@@ -11,6 +11,9 @@ The package root holds the contracts, the data types (:class:`Interactions`,
 Importing this package imports numpy and nothing heavier.
 """
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
@@ -26,6 +29,7 @@ from two_stage_rec.errors import (
     InvalidIdError,
     InvalidInputError,
     InvalidMetadataError,
+    InvalidResultError,
     LimitExceededError,
     MissingDependencyError,
     ModelError,
@@ -38,11 +42,30 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
-from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.protocols import Embedder, Fallback, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender, Source
 from two_stage_rec.types import FetchResult, Filter, Metadata, Metric, QueryResult, RerankerName, StoreStats
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    __version__: str
+    """The installed distribution's version (``two-stage-rec``), from its metadata."""
+
+
+def __getattr__(name: str) -> str:
+    # __version__ is read on first use: importing importlib.metadata costs more than this package's import.
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@cache
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("two-stage-rec")
+    except PackageNotFoundError:  # a source checkout on sys.path, never installed
+        return "0+unknown"
 
 __all__ = [
     "AuthenticationError",
@@ -53,6 +76,7 @@ __all__ = [
     "DuplicateIdError",
     "Embedder",
     "EmptyBatchError",
+    "Fallback",
     "FetchResult",
     "Filter",
     "IndexConfigurationError",
@@ -61,6 +85,7 @@ __all__ = [
     "InvalidInputError",
     "Interactions",
     "InvalidMetadataError",
+    "InvalidResultError",
     "LimitExceededError",
     "Metadata",
     "Metric",

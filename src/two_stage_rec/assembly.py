@@ -27,7 +27,7 @@ from typing import Any
 from two_stage_rec.bundle import Bundle, ModelBackend, RerankerChoice, read_bundle
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.errors import InvalidInputError
-from two_stage_rec.protocols import Reranker, VectorStore
+from two_stage_rec.protocols import Closeable, EventuallyConsistent, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender
 from two_stage_rec.stores.registry import open_store
 from two_stage_rec.types import Filter, RerankerName
@@ -135,9 +135,8 @@ class AssembledRecommender:
 
     def close(self) -> None:
         """Release the store's connections (Pinecone keeps an HTTP pool; local stores hold none)."""
-        close = getattr(self.store, "close", None)
-        if callable(close):
-            close()
+        if isinstance(self.store, Closeable):
+            self.store.close()
 
     def __enter__(self) -> AssembledRecommender:
         return self
@@ -226,14 +225,12 @@ def assemble(
             catalogue = loaded.catalogue
             indexed = recommender.index_items(list(catalogue.item_ids), metadata=catalogue.metadata, progress=progress)
             # Pinecone applies writes asynchronously: wait until the index serves the whole catalogue.
-            wait = getattr(vector_store, "wait_until_count", None)
-            if callable(wait):
-                wait(len(catalogue))
+            if isinstance(vector_store, EventuallyConsistent):
+                vector_store.wait_until_count(len(catalogue))
     except BaseException:
         # A store opened here is closed here (Pinecone holds an HTTP pool); a caller's store stays the caller's.
-        close = getattr(vector_store, "close", None)
-        if isinstance(store, str) and callable(close):
-            close()
+        if isinstance(store, str) and isinstance(vector_store, Closeable):
+            vector_store.close()
         raise
     return AssembledRecommender(recommender=recommender, bundle=loaded, reranker_name=name, indexed=indexed)
 

@@ -23,7 +23,8 @@ familiar ``except ValueError`` / ``except KeyError``::
     │   ├── PartialWriteError                    a batch landed only in part
     │   ├── StoreUnavailableError                retries exhausted, timeouts
     │   ├── AuthenticationError                  the backend refused the credentials
-    │   └── PersistenceError (OSError)           save / load failed
+    │   ├── PersistenceError (OSError)           save / load failed
+    │   └── InvalidResultError (TypeError)       a store's QueryResult breaks the contract
     ├── DatasetError (RuntimeError)              a data set could not be loaded
     │   └── ChecksumMismatchError (ValueError)   a file is corrupt or partial
     └── ModelError (ValueError)                  a model file has the wrong format or shape
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidIdError",
     "InvalidInputError",
     "InvalidMetadataError",
+    "InvalidResultError",
     "LimitExceededError",
     "MissingDependencyError",
     "ModelError",
@@ -195,6 +197,16 @@ class AuthenticationError(StoreError):
 
 class PersistenceError(StoreError, OSError):
     """Saving or loading a store failed; a previous saved copy is left intact."""
+
+
+class InvalidResultError(StoreError, TypeError):
+    """A store returned a result of the wrong type, shape or dtype (a bug in the store).
+
+    Raised by :meth:`~two_stage_rec.types.QueryResult.validate`, which the
+    :class:`~two_stage_rec.recommender.Recommender` runs on every answer, so a
+    broken third-party store fails with its name in the message rather than
+    deep inside the ranking code.
+    """
 
 
 class DatasetError(TwoStageRecError, RuntimeError):

@@ -1,4 +1,4 @@
-"""The three contracts a two-stage recommender is built from.
+"""The contracts a two-stage recommender is built from.
 
 They are :class:`typing.Protocol`\\ s, so a backend never has to import this
 package: any object with these methods fits. Protocols only check names; the
@@ -7,11 +7,25 @@ behaviour is checked by the contract test suite in
 
 All three work on batches: arrays of shape (n, d), float32, and every score is
 **higher is better**.
+
+What a component *may* also do is declared here too, as small optional
+protocols, each with the default that holds when a component does not
+declare it. The library reads capabilities only through these (never by
+probing for undeclared attributes):
+
+| capability | declared by | when not declared |
+|---|---|---|
+| ``input_width`` | :class:`DeclaresInputWidth` | unknown: a mismatch shows at the first score |
+| ``returns_values`` | :class:`DeclaresValues` | True: ``include_values`` returns vectors |
+| ``close()`` | :class:`Closeable` | nothing to release |
+| ``wait_until_count(n)`` | :class:`EventuallyConsistent` | writes are visible at once |
+
+:func:`input_width` and :func:`returns_values` read the first two with their defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy.typing as npt
@@ -27,7 +41,18 @@ from two_stage_rec.types import (
     StoreStats,
 )
 
-__all__ = ["Embedder", "Reranker", "VectorStore"]
+__all__ = [
+    "Closeable",
+    "DeclaresInputWidth",
+    "DeclaresValues",
+    "Embedder",
+    "EventuallyConsistent",
+    "Fallback",
+    "Reranker",
+    "VectorStore",
+    "input_width",
+    "returns_values",
+]
 
 
 @runtime_checkable
@@ -160,3 +185,95 @@ class VectorStore(Protocol):
     def describe(self) -> StoreStats:
         """Dimension, metric, count and backend details."""
         ...
+
+
+@runtime_checkable
+class Fallback(Protocol):
+    """What to recommend to a user the user embedder does not know (cold start).
+
+    :class:`~two_stage_rec.cold_start.PopularityFallback` is one; the
+    :class:`~two_stage_rec.recommender.Recommender` takes any.
+    """
+
+    def top(
+        self, k: int, *, exclude: Collection[str] = (), filter: Filter | None = None
+    ) -> Sequence[tuple[str, float, Metadata]]:
+        """Up to k ``(item id, score, metadata)``, best first (higher score is better).
+
+        Args:
+            k: items wanted (>= 1).
+            exclude: item ids never to return.
+            filter: a metadata filter in the Pinecone filter language, or None;
+                items that do not pass it are not returned.
+        """
+        ...
+
+
+# ------------------------------------------------------------ optional capabilities
+
+
+@runtime_checkable
+class DeclaresInputWidth(Protocol):
+    """A reranker that knows the width of the pairs it scores.
+
+    The :class:`~two_stage_rec.recommender.Recommender` checks it against the
+    store when it is built, so a mismatch fails then rather than at the first
+    request. Declared by ``MLPReranker``, ``BlendReranker`` (its rating model's)
+    and ``SavedModelReranker``.
+    """
+
+    @property
+    def input_width(self) -> int | None:
+        """d_user + d_item, the width of ``concat(user_vector, item_vector)``; None when unknown."""
+        ...
+
+
+@runtime_checkable
+class DeclaresValues(Protocol):
+    """A store that states whether ``query(include_values=True)`` returns the stored vectors.
+
+    A store that cannot (``returns_values`` False) is still reranked: the
+    :class:`~two_stage_rec.recommender.Recommender` then embeds the
+    candidates with its item embedder, by the store's item ids.
+    """
+
+    @property
+    def returns_values(self) -> bool:
+        """True when ``query(include_values=True)`` returns the stored vectors."""
+        ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """Holds connections or threads (e.g. Pinecone's HTTP pool) that ``close()`` releases."""
+
+    def close(self) -> None:
+        """Release connections and threads; the object cannot be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class EventuallyConsistent(Protocol):
+    """A store whose writes become visible to queries later (Pinecone).
+
+    Whoever writes a catalogue and then serves it waits with
+    :meth:`wait_until_count`; stores without this protocol serve their writes at once.
+    """
+
+    def wait_until_count(self, count: int) -> int:
+        """Block until the store holds ``count`` vectors; returns the count reached.
+
+        Raises:
+            StoreUnavailableError: the count was not reached in the store's time limit.
+        """
+        ...
+
+
+def input_width(reranker: Reranker) -> int | None:
+    """The pair width a reranker declares (:class:`DeclaresInputWidth`), else None."""
+    return reranker.input_width if isinstance(reranker, DeclaresInputWidth) else None
+
+
+def returns_values(store: VectorStore) -> bool:
+    """Whether a store returns stored vectors (:class:`DeclaresValues`); True when it does not say."""
+    return bool(store.returns_values) if isinstance(store, DeclaresValues) else True

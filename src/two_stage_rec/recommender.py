@@ -10,17 +10,17 @@ from typing import Literal, TypeAlias, cast
 import numpy as np
 import numpy.typing as npt
 
-from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.errors import (
     DimensionMismatchError,
     InvalidIdError,
     InvalidInputError,
+    InvalidResultError,
     PartialWriteError,
     TwoStageRecError,
     UnknownKeyError,
     UnknownUserError,
 )
-from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.protocols import Embedder, Fallback, Reranker, VectorStore, input_width, returns_values
 from two_stage_rec.types import Filter, FloatMatrix, Metadata, QueryResult
 from two_stage_rec.validation import check_ids, check_metadata
 
@@ -61,15 +61,22 @@ class Recommender:
     Args:
         user_embedder: maps user ids to vectors of the store's dimension.
         store: holds one vector per item (see :meth:`index_items`).
-        item_embedder: maps item keys to vectors; needed only by
-            :meth:`index_items`.
+        item_embedder: maps item keys to vectors; needed by
+            :meth:`index_items`, and for reranking when the store does not
+            return stored vectors (``returns_values`` False, see
+            :class:`~two_stage_rec.protocols.DeclaresValues`): the candidates
+            are then embedded by their store ids.
         reranker: scores (user vector, item vector) pairs; when None, results
             are ranked by retrieval score.
-        fallback: cold-start policy for unknown users. When None (default),
+        fallback: cold-start policy for unknown users (any
+            :class:`~two_stage_rec.protocols.Fallback`). When None (default),
             an unknown user raises :class:`UnknownUserError`.
 
     Raises:
-        DimensionMismatchError: an embedder's dimension differs from the store's.
+        DimensionMismatchError: an embedder's dimension differs from the
+            store's, or the reranker's declared ``input_width`` is not twice it.
+        InvalidInputError: the store returns no vectors, a reranker is set
+            and there is no item embedder.
 
     Thread safety: ``recommend`` and ``recommend_batch`` are safe to call
     concurrently when the store's ``query`` is.
@@ -82,17 +89,22 @@ class Recommender:
         store: VectorStore,
         item_embedder: Embedder | None = None,
         reranker: Reranker | None = None,
-        fallback: PopularityFallback | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         if user_embedder.dimension != store.dimension:
             raise DimensionMismatchError(store.dimension, user_embedder.dimension, "user embeddings")
         if item_embedder is not None and item_embedder.dimension != store.dimension:
             raise DimensionMismatchError(store.dimension, item_embedder.dimension, "item embeddings")
-        # Rerankers that know their input width (SavedModelReranker, MLPReranker)
-        # are checked now rather than at the first recommend().
-        input_width = getattr(reranker, "input_width", None)
-        if isinstance(input_width, int) and input_width != 2 * store.dimension:
-            raise DimensionMismatchError(input_width, 2 * store.dimension, "concatenated user and item vectors")
+        # Rerankers that declare their input width are checked now rather than at the first recommend().
+        width = input_width(reranker) if reranker is not None else None
+        if width is not None and width != 2 * store.dimension:
+            raise DimensionMismatchError(width, 2 * store.dimension, "concatenated user and item vectors")
+        self._store_returns_values = returns_values(store)
+        if reranker is not None and not self._store_returns_values and item_embedder is None:
+            raise InvalidInputError(
+                f"{type(store).__name__} does not return stored vectors (returns_values=False): "
+                "reranking needs an item_embedder to embed the candidates"
+            )
         self.user_embedder = user_embedder
         self.item_embedder = item_embedder
         self.store = store
@@ -182,7 +194,8 @@ class Recommender:
 
         Retrieves ``candidates`` items from the store (over-fetching so that
         excluded items do not reduce the count), reranks them with the
-        reranker using the vectors the store returned, and keeps the best k.
+        reranker using the vectors the store returned (the item embedder's
+        when the store returns none), and keeps the best k.
 
         Args:
             user_id: the user's id as the user embedder knows it (a string).
@@ -249,32 +262,18 @@ class Recommender:
         return results
 
     def _query(self, vectors: FloatMatrix, top_k: int, filter: Filter | None, include_values: bool) -> QueryResult:
-        """``store.query`` with metadata (and values when reranking), within the store's payload limit.
+        """``store.query`` with metadata (and values when reranking), checked by :meth:`_checked`."""
+        result = self.store.query(vectors, top_k, filter=filter, include_values=include_values, include_metadata=True)
+        return self._checked(result, len(vectors), include_values)
 
-        A store may cap ``top_k`` when values or metadata are returned
-        (``max_top_k_with_payload``: Pinecone allows 1,000 with payload, 10,000
-        without). An over-fetch for a long exclusion list can pass that cap, so
-        it asks for ranks only and fetches the payload of the returned ids.
-        """
-        limit = getattr(self.store, "max_top_k_with_payload", None)
-        if not isinstance(limit, int) or top_k <= limit:
-            return self.store.query(vectors, top_k, filter=filter, include_values=include_values, include_metadata=True)
-        ranks = self.store.query(vectors, top_k, filter=filter)
-        real = ranks.ids[np.arange(ranks.ids.shape[1])[None, :] < ranks.counts[:, None]]
-        fetched = self.store.fetch(list(dict.fromkeys(real.tolist())))
-        row_of = {item_id: row for row, item_id in enumerate(fetched.ids)}
-        # An id deleted between the query and the fetch keeps NaN values and empty metadata.
-        rows = np.array([[row_of.get(i, -1) for i in id_row] for id_row in ranks.ids.tolist()], dtype=np.int64)
-        values = None
-        if include_values:
-            table = np.concatenate([fetched.vectors, np.full((1, self.store.dimension), np.nan, np.float32)])
-            values = table[rows]
-        empty: Metadata = {}
-        metadata = tuple(
-            tuple(fetched.metadata[r] if r >= 0 else empty for r in row[:count])
-            for row, count in zip(rows.tolist(), ranks.counts.tolist(), strict=True)
+    def _checked(self, result: object, queries: int, include_values: bool) -> QueryResult:
+        """The store's answer, checked cheaply (types and shapes) so a broken store fails here, by name."""
+        store = type(self.store).__name__
+        if not isinstance(result, QueryResult):
+            raise InvalidResultError(f"{store} returned a {type(result).__name__} from query(), not a QueryResult")
+        return result.validate(
+            store, queries=queries, dimension=self.store.dimension, values=include_values, metadata=True
         )
-        return QueryResult(ids=ranks.ids, scores=ranks.scores, counts=ranks.counts, values=values, metadata=metadata)
 
     def _query_groups(
         self,
@@ -323,6 +322,27 @@ class Recommender:
             for row, row_columns, row_metadata in zip(rows.tolist(), columns.tolist(), part.metadata, strict=True):
                 metadata[row] = tuple(row_metadata[c] for c in row_columns if c >= 0)
         return QueryResult(ids=ids, scores=scores, counts=counts, values=values, metadata=tuple(metadata))
+
+    def _embed_candidates(self, item_ids: npt.NDArray[np.object_]) -> FloatMatrix:
+        """Item vectors for candidate ids from the item embedder (for stores without values).
+
+        Each distinct id is embedded once, by its store id.
+
+        Raises:
+            UnknownKeyError: the item embedder does not know an id (it must
+                know items by the ids the store holds).
+        """
+        assert self.item_embedder is not None  # checked in __init__ when the store has no values
+        ids: list[str] = [str(i) for i in item_ids.tolist()]
+        distinct = list(dict.fromkeys(ids))
+        try:
+            vectors = np.asarray(self.item_embedder.embed(distinct), dtype=np.float32)
+        except UnknownKeyError as exc:
+            raise UnknownKeyError(exc.keys, what="item id") from exc
+        if vectors.shape != (len(distinct), self.store.dimension):
+            raise DimensionMismatchError(self.store.dimension, vectors.shape[-1], "item embeddings")
+        row_of = {item_id: row for row, item_id in enumerate(distinct)}
+        return vectors[np.fromiter((row_of[i] for i in ids), dtype=np.int64, count=len(ids))]
 
     @staticmethod
     def _check_request(user_ids: Sequence[str], k: int, candidates: int) -> list[str]:
@@ -382,13 +402,16 @@ class Recommender:
         rerank: bool,
     ) -> list[list[Recommendation]]:
         use_reranker = rerank and self.reranker is not None
+        # Item vectors for the reranker come with the candidates, or from the item embedder
+        # when the store cannot return them (returns_values=False).
+        with_values = use_reranker and self._store_returns_values
         groups = _groups_by_exclusion_size(excluded)
         if len(groups) == 1:
             # Over-fetch by the largest exclusion so that k survive when they exist.
             top_k = candidates + max((len(e) for e in excluded), default=0)
-            result = self._query(user_vectors, top_k, filter, use_reranker)
+            result = self._query(user_vectors, top_k, filter, with_values)
         else:
-            result = self._query_groups(user_vectors, excluded, groups, candidates, filter, use_reranker)
+            result = self._query_groups(user_vectors, excluded, groups, candidates, filter, with_values)
             excluded = [frozenset()] * len(excluded)  # already left out of the merged result
         n = len(excluded)
         width = min(int(result.counts.max(initial=0)), candidates)
@@ -405,14 +428,21 @@ class Recommender:
             retrieval = np.where(valid, np.take_along_axis(result.scores, safe, axis=1), -np.inf)
             pair_index = np.nonzero(valid)
         if use_reranker:
-            assert self.reranker is not None and result.values is not None
+            assert self.reranker is not None
             if pair_index is None:
                 pair_users = np.repeat(user_vectors, width, axis=0)
-                item_vectors = result.values[:, :width].reshape(n * width, result.values.shape[2])
+                if result.values is not None:
+                    item_vectors = result.values[:, :width].reshape(n * width, result.values.shape[2])
+                else:
+                    item_vectors = self._embed_candidates(result.ids[:, :width].reshape(-1))
             else:
                 pair_rows, pair_cols = pair_index
                 pair_users = user_vectors[pair_rows]
-                item_vectors = result.values[pair_rows, columns[pair_rows, pair_cols]]
+                pair_columns = columns[pair_rows, pair_cols]
+                if result.values is not None:
+                    item_vectors = result.values[pair_rows, pair_columns]
+                else:
+                    item_vectors = self._embed_candidates(result.ids[pair_rows, pair_columns])
             pair_scores = np.asarray(self.reranker.score(pair_users, item_vectors), dtype=np.float32).reshape(-1)
             if pair_scores.shape[0] != pair_users.shape[0]:
                 raise InvalidInputError(

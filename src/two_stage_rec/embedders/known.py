@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from two_stage_rec.errors import UnknownKeyError
+from two_stage_rec.errors import InvalidInputError, UnknownKeyError
 from two_stage_rec.protocols import Embedder
 from two_stage_rec.types import FloatMatrix
 
@@ -37,7 +37,14 @@ class KnownKeysEmbedder:
         return self._inner.dimension
 
     def embed(self, keys: Sequence[str]) -> FloatMatrix:
-        """Embed with the inner embedder; raise listing every key not in ``known`` first."""
+        """Embed with the inner embedder; raise listing every key not in ``known`` first.
+
+        Raises:
+            InvalidInputError: ``keys`` is a single string (it would be read as its characters).
+            UnknownKeyError: keys not in ``known``, all of them, in input order.
+        """
+        if isinstance(keys, str):
+            raise InvalidInputError("keys must be a sequence of strings, not a single string")
         missing = [key for key in keys if key not in self._known]
         if missing:
             raise UnknownKeyError(missing)

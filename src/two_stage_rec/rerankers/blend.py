@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.errors import DimensionMismatchError, InvalidInputError, ModelError
-from two_stage_rec.protocols import Embedder, Reranker, VectorStore
+from two_stage_rec.protocols import Embedder, Reranker, VectorStore, input_width
 from two_stage_rec.scoring import normalize_rows
 from two_stage_rec.types import METRICS, FloatMatrix, FloatVector, Metric
 
@@ -113,6 +113,11 @@ class BlendReranker:
             f"BlendReranker(retrieval={self.weights.retrieval:.4g}, rating={self.weights.rating:.4g}, "
             f"item_prior={item}, metric={self.metric!r}, rating_model={self.rating_model!r})"
         )
+
+    @property
+    def input_width(self) -> int | None:
+        """The rating model's pair width d_user + d_item when it declares one, else None."""
+        return input_width(self.rating_model) if self.rating_model is not None else None
 
     def score(self, user_vectors: FloatMatrix, item_vectors: FloatMatrix) -> FloatVector:
         """Blended score of row pairs.

@@ -112,6 +112,11 @@ class MLPReranker:
         return self._item_dimension
 
     @property
+    def input_width(self) -> int:
+        """d_user + d_item, the width of the pairs ``[u, v]`` scored (see :meth:`forward`)."""
+        return self._user_dimension + self._item_dimension
+
+    @property
     def features(self) -> PairFeatures:
         """How pairs are turned into the first layer's input."""
         return self._features

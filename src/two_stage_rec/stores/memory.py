@@ -43,6 +43,7 @@ class InMemoryVectorStore:
 
     is_exact = True
     supports_persistence = False
+    returns_values = True
 
     def __init__(self, *, dimension: int, metric: Metric = "dotproduct") -> None:
         check_store_config(dimension, metric)
@@ -107,37 +108,14 @@ class InMemoryVectorStore:
         k = check_top_k(top_k)
         allowed = filter_mask(filter, self._metadata) if filter else None
         scores = exact_scores(queries, self._vectors, self._metric)
-        rows, top_scores, counts = top_k_rows(scores, k, allowed)
-        return self._result(rows, top_scores, counts, include_values, include_metadata)
-
-    def _result(
-        self,
-        rows: npt.NDArray[np.int64],
-        scores: npt.NDArray[np.float32],
-        counts: npt.NDArray[np.int64],
-        include_values: bool,
-        include_metadata: bool,
-    ) -> QueryResult:
-        # Gather only the rows asked for (pads point at row 0, then are overwritten):
-        # copying the whole id list and vector table per query cost O(stored items).
-        padding = rows < 0
-        safe = np.where(padding, 0, rows)
-        ids = np.empty(rows.shape, dtype=object)
-        if rows.size:
-            ids[...] = [list(map(self._ids.__getitem__, row)) for row in safe.tolist()]
-            ids[padding] = ""
-        values = None
-        if include_values:
-            values = self._vectors[safe] if rows.size else np.empty((*rows.shape, self._dimension), np.float32)
-            values[padding] = np.nan
-        metadata = None
-        if include_metadata:
-            # Plain ints and map() (a loop in C) instead of numpy scalars in a generator.
-            lookup = self._metadata.__getitem__
-            metadata = tuple(
-                tuple(map(lookup, row[:count])) for row, count in zip(rows.tolist(), counts.tolist(), strict=True)
-            )
-        return QueryResult(ids=ids, scores=scores, counts=counts, values=values, metadata=metadata)
+        rows, top_scores, _ = top_k_rows(scores, k, allowed)
+        return QueryResult.from_positions(
+            rows,
+            top_scores,
+            ids=self._ids,
+            vectors=self._vectors if include_values else None,
+            metadata=self._metadata if include_metadata else None,
+        )
 
     def fetch(self, ids: Sequence[str]) -> FetchResult:
         """Stored vectors and metadata for the ids that exist; others go to ``missing``."""

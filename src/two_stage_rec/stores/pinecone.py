@@ -239,10 +239,7 @@ class PineconeVectorStore:
 
     is_exact = False
     supports_persistence = False
-    # Capability read by the Recommender: above this top_k, Pinecone answers only
-    # without values and metadata, so a larger over-fetch asks for ranks first and
-    # fetches the payload of the returned ids afterwards.
-    max_top_k_with_payload: int = MAX_TOP_K_WITH_DATA
+    returns_values = True
 
     def __init__(
         self,
@@ -639,9 +636,11 @@ class PineconeVectorStore:
 
         Args:
             vectors: array-like (n, dimension) of query vectors.
-            top_k: matches per query, 1..10,000; at most 1,000 when values or
-                metadata are included (Pinecone's limits). Fewer are returned
-                when fewer vectors exist or pass the filter.
+            top_k: matches per query, 1..10,000 (Pinecone's limit). Fewer are
+                returned when fewer vectors exist or pass the filter. Pinecone
+                returns values or metadata for at most 1,000 matches; above
+                that the store asks for the ranks only and fetches the
+                payload of the returned ids (one more round trip).
             filter: a filter in the Pinecone filter language (validated locally).
             include_values: also return the stored vectors.
             include_metadata: also return the stored metadata (numbers come
@@ -656,17 +655,10 @@ class PineconeVectorStore:
             InvalidFilterError: the filter is malformed.
         """
         queries = as_query_matrix(vectors, self._dimension)
-        with_data = include_values or include_metadata
-        limit = MAX_TOP_K_WITH_DATA if with_data else MAX_TOP_K
-        try:
-            k = check_top_k(top_k, maximum=limit)
-        except LimitExceededError as exc:
-            if not with_data:
-                raise
-            raise LimitExceededError(
-                f"top_k={top_k} exceeds Pinecone's maximum of {MAX_TOP_K_WITH_DATA} when values or metadata "
-                f"are included (up to {MAX_TOP_K} without them; fetch() the ids afterwards)"
-            ) from exc
+        k = check_top_k(top_k, maximum=MAX_TOP_K)
+        if k > MAX_TOP_K_WITH_DATA and (include_values or include_metadata):
+            ranks = self.query(queries, k, filter=filter)
+            return self._with_payload(ranks, include_values, include_metadata)
         filter_dict = self._check_filter(filter)
         rows = self._encode_rows(queries)
         namespace, index = self._namespace, self._index
@@ -702,32 +694,48 @@ class PineconeVectorStore:
         return as_dict or None
 
     def _query_result(self, responses: list[Any], include_values: bool, include_metadata: bool) -> QueryResult:
-        n = len(responses)
-        counts = np.array([len(r.matches) for r in responses], dtype=np.int64)
-        width = int(counts.max()) if n else 0
-        ids = np.full((n, width), "", dtype=object)
-        scores = np.full((n, width), -np.inf, dtype=np.float32)
-        values = np.full((n, width, self._dimension), np.nan, dtype=np.float32) if include_values else None
-        metadata: list[tuple[Metadata, ...]] = []
         sign = -1.0 if self._metric == "euclidean" else 1.0  # Pinecone's euclidean is a squared distance.
-        for row, response in enumerate(responses):
+        ids: list[list[str]] = []
+        scores: list[FloatVector] = []
+        values: list[list[list[float]]] = []
+        metadata: list[tuple[Metadata, ...]] = []
+        for response in responses:
             matches = response.matches
             row_scores = np.array([sign * m.score for m in matches], dtype=np.float32)
             # Pinecone returns best first; a stable sort makes sure of it without reordering ties.
             order = np.argsort(-row_scores, kind="stable")
-            ordered = [matches[i] for i in order]
-            scores[row, : len(ordered)] = row_scores[order]
-            ids[row, : len(ordered)] = [m.id for m in ordered]
-            if values is not None and ordered:
-                values[row, : len(ordered)] = np.asarray([m.values for m in ordered], dtype=np.float32)
+            ordered = [matches[i] for i in order.tolist()]
+            ids.append([m.id for m in ordered])
+            scores.append(row_scores[order])
+            if include_values:
+                values.append([m.values for m in ordered])
             if include_metadata:
                 metadata.append(tuple(dict(m.metadata or {}) for m in ordered))
-        return QueryResult(
-            ids=ids,
-            scores=scores,
-            counts=counts,
-            values=values,
-            metadata=tuple(metadata) if include_metadata else None,
+        return QueryResult.from_rows(
+            ids,
+            scores,
+            values=values if include_values else None,
+            metadata=metadata if include_metadata else None,
+            dimension=self._dimension,
+        )
+
+    def _with_payload(self, ranks: QueryResult, include_values: bool, include_metadata: bool) -> QueryResult:
+        """Ranks plus the values and metadata of their ids, fetched (Pinecone's top_k cap with payload).
+
+        An id deleted between the query and the fetch keeps NaN values and empty metadata.
+        """
+        rows = [ranks.row_ids(row) for row in range(len(ranks))]
+        fetched = self.fetch(list(dict.fromkeys(item_id for row in rows for item_id in row)))
+        vector_of = fetched.as_dict()
+        metadata_of = dict(zip(fetched.ids, fetched.metadata, strict=True))
+        missing = np.full(self._dimension, np.nan, dtype=np.float32)
+        empty: Metadata = {}
+        return QueryResult.from_rows(
+            rows,
+            [ranks.row_scores(row) for row in range(len(ranks))],
+            values=[[vector_of.get(i, missing) for i in row] for row in rows] if include_values else None,
+            metadata=[[metadata_of.get(i, empty) for i in row] for row in rows] if include_metadata else None,
+            dimension=self._dimension,
         )
 
     def _fetch_chunks(self, ids: list[str]) -> Iterator[list[str]]:

@@ -19,6 +19,8 @@ switch tests off:
   (:mod:`two_stage_rec.scoring`) on ids and scores; approximate stores must
   reach the subclass's ``min_recall`` (recall@10 against that oracle) and
   still return true, descending scores for whatever they return.
+* ``returns_values`` (optional, default True): stores that declare it False
+  skip the ``include_values`` tests and say why.
 * ``supports_persistence``: stores that declare it must round-trip through
   ``store.save(directory)`` / ``type(store).load(directory)``; the others skip
   that test and say why.
@@ -48,7 +50,7 @@ from two_stage_rec.errors import (
     NonFiniteVectorError,
 )
 from two_stage_rec.filters import filter_mask
-from two_stage_rec.protocols import VectorStore
+from two_stage_rec.protocols import VectorStore, returns_values
 from two_stage_rec.scoring import exact_scores, top_k_rows
 from two_stage_rec.types import METRICS, FloatMatrix, Metadata, Metric, QueryResult
 
@@ -550,10 +552,15 @@ class VectorStoreContract:
         assert fetched.ids == [] and fetched.missing == ["x", "y"]
         assert fetched.vectors.shape == (0, self.dimension)
 
+    def _skip_without_values(self, store: VectorStore) -> None:
+        if not returns_values(store):
+            pytest.skip(f"{type(store).__name__} declares returns_values=False")
+
     @pytest.mark.parametrize("metric", METRICS)
     def test_include_values_and_metadata_return_what_was_stored(self, metric: Metric) -> None:
         store, ids, vectors, metadata = self._filled(30, metric, with_metadata=True)
         assert metadata is not None
+        self._skip_without_values(store)
         result = store.query(self._queries(3), top_k=8, include_values=True, include_metadata=True)
         assert result.values is not None and result.values.shape == (3, 8, self.dimension)
         assert result.metadata is not None and len(result.metadata) == 3
@@ -565,8 +572,30 @@ class VectorStoreContract:
         plain = store.query(self._queries(3), top_k=8)
         assert plain.values is None and plain.metadata is None
 
+    @pytest.mark.parametrize(("include_values", "include_metadata"), [(False, False), (True, True), (True, False)])
+    def test_results_are_well_formed(self, include_values: bool, include_metadata: bool) -> None:
+        """Types, dtypes and shapes as :meth:`QueryResult.validate` checks them, and padding as documented."""
+        store, _, _, _ = self._filled(12, with_metadata=True)
+        if include_values:
+            self._skip_without_values(store)
+        result = store.query(
+            self._queries(3), top_k=8, filter={"genre": {"$in": ["a", "b"]}},
+            include_values=include_values, include_metadata=include_metadata,
+        )  # fmt: skip
+        assert isinstance(result, QueryResult)
+        result.validate(
+            type(store).__name__, queries=3, dimension=self.dimension, values=include_values, metadata=include_metadata
+        )
+        assert result.ids.dtype == object and result.counts.dtype == np.int64
+        assert result.ids.shape[1] == int(result.counts.max(initial=0)), "the width is max(counts)"
+        for row, count in enumerate(result.counts.tolist()):
+            assert all(isinstance(i, str) and i for i in result.ids[row, :count].tolist())
+            assert result.ids[row, count:].tolist() == [""] * (result.ids.shape[1] - count)
+            assert np.isneginf(result.scores[row, count:]).all()
+
     def test_include_values_pads_with_nan(self) -> None:
         store, _, _, _ = self._filled(3)
+        self._skip_without_values(store)
         result = store.query(self._queries(1), top_k=5, include_values=True, filter={})
         assert result.values is not None and result.values.shape == (1, 3, self.dimension)
         assert np.isfinite(result.values).all()
