@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -56,43 +57,85 @@ def serve(
     log_level: Annotated[
         LogLevelChoice, typer.Option("--log-level", help="uvicorn's log level.")
     ] = LogLevelChoice.info,
+    batching: Annotated[
+        bool,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Answer concurrent GET /recommendations/{user_id} requests together, in one batch.",
+        ),
+    ] = True,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--batch-wait-ms",
+            min=0.0,
+            max=1000.0,
+            help="Longest a request waits for others to join its batch (only under load), milliseconds.",
+        ),
+    ] = 2.0,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Most requests answered by one batch.")
+    ] = 128,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes, each with its own copy of the index (more throughput on more cores).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve recommendations over HTTP from any bundle: user id in, top-k items out.
 
     Loads the bundle, indexes its catalogue in the store, then runs uvicorn
     until Ctrl-C, serving the bundle's recommended reranker unless --reranker
-    says otherwise. Endpoints: GET /recommendations/{user_id}, POST
+    says otherwise. Concurrent requests are answered in batches; --workers N
+    runs N processes, each with its own index. Endpoints: GET /recommendations/{user_id}, POST
     /recommendations, GET /healthz, /readyz, /stats; interactive docs at /docs.
     """
     from rich.console import Console
 
-    from two_stage_rec.assembly import assemble
-
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        from two_stage_rec.serving import create_app, run
+        from two_stage_rec.serving import BatchingSettings, run, run_workers
+        from two_stage_rec.serving.service import ServiceSettings, build_service
 
-        settings = store_settings(store_setting, pinecone_index=pinecone_index, pinecone_host=pinecone_host)
-        with console.status("loading the bundle and indexing its catalogue"):
-            served = assemble(
-                models,
-                store=store.value,
-                store_settings=settings,
-                backend=backend.value,
-                reranker=reranker.value,
-                fallback=fallback,
-            )
-        catalogue = served.bundle.catalogue
-        app = create_app(
-            served.recommender,
-            item_titles={item: catalogue.label(item) for item in catalogue.item_ids},
-            seen_items=served.bundle.seen_items,
+        settings = ServiceSettings(
+            models=models,
+            store=store.value,
+            store_settings=store_settings(store_setting, pinecone_index=pinecone_index, pinecone_host=pinecone_host),
+            backend=backend.value,
+            reranker=reranker.value,
+            fallback=fallback,
+            batching=BatchingSettings(max_wait_ms=batch_wait_ms, max_batch_size=max_batch_size) if batching else None,
         )
+        if workers > 1:
+            from two_stage_rec.bundle import read_bundle
+
+            read_bundle(models, backend=backend.value)  # a bad bundle fails here, not in every worker
+        else:
+            with console.status("loading the bundle and indexing its catalogue"):
+                app, served = build_service(settings)
     except TwoStageRecError as exc:
         from rich.markup import escape
 
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
+    if workers > 1:
+        # The workers are new processes: they read these settings from the environment.
+        os.environ.update(settings.to_environment())
+        console.print(
+            f"serving {models} on http://{host}:{port} with {workers} worker processes, each indexing the "
+            f"catalogue in its own {store.value} store (docs: /docs)"
+        )
+        run_workers(
+            "two_stage_rec.serving.service:app_from_environment",
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level.value,
+        )
+        return
     console.print(
         f"indexed {served.indexed:,} items in a {store.value} store ({backend.value} models from {models}, "
         f"reranker {served.reranker_name}); serving on http://{host}:{port} (docs: /docs)"

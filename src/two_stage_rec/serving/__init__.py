@@ -16,6 +16,7 @@ require("fastapi", extra="serve")
 require("uvicorn", extra="serve")
 
 from two_stage_rec.serving.app import create_app  # noqa: E402
-from two_stage_rec.serving.server import run, serve_in_thread  # noqa: E402
+from two_stage_rec.serving.batching import BatchingSettings  # noqa: E402
+from two_stage_rec.serving.server import run, run_workers, serve_in_thread  # noqa: E402
 
-__all__ = ["create_app", "run", "serve_in_thread"]
+__all__ = ["BatchingSettings", "create_app", "run", "run_workers", "serve_in_thread"]

@@ -8,6 +8,10 @@ Endpoints (all JSON; every score is higher-is-better):
 * ``GET  /healthz`` — liveness; ``GET /readyz`` — the store holds items;
   ``GET /stats`` — what the store reports about itself.
 
+Concurrent ``GET /recommendations/{user_id}`` requests are micro-batched
+(:mod:`two_stage_rec.serving.batching`): gathered by one worker thread into
+one ``recommend_batch`` call per group of compatible requests.
+
 Errors map to status codes at this boundary and always carry an
 :class:`~two_stage_rec.serving.schemas.ErrorResponse` body: unknown user 404,
 invalid filter 400, other invalid input 422, store unreachable 503, anything
@@ -17,9 +21,12 @@ a generic message, so no backend detail (hosts, keys, tracebacks) leaks.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Collection, Mapping
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, NamedTuple
 
 from two_stage_rec._optional import require
 
@@ -41,6 +48,7 @@ from two_stage_rec.errors import (  # noqa: E402
     UnknownUserError,
 )
 from two_stage_rec.recommender import Recommendation, Recommender  # noqa: E402
+from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each  # noqa: E402
 from two_stage_rec.serving.schemas import (  # noqa: E402
     DEFAULT_CANDIDATES,
     MAX_CANDIDATES,
@@ -51,13 +59,17 @@ from two_stage_rec.serving.schemas import (  # noqa: E402
     ErrorResponse,
     HealthResponse,
     ReadinessResponse,
-    RecommendedItem,
     StatsResponse,
     UserRecommendations,
     json_safe,
+    recommendations_json,
+    user_recommendations,
 )
 
-__all__ = ["create_app"]
+__all__ = ["DEFAULT_BATCHING", "create_app"]
+
+DEFAULT_BATCHING = BatchingSettings()
+"""Micro-batching as ``create_app`` and ``two-stage-rec serve`` configure it by default."""
 
 logger = logging.getLogger("two_stage_rec.serving")
 
@@ -79,12 +91,34 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+UserIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The user's id, e.g. `42`.")]
+KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="Recommendations wanted.")]
+CandidatesQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_CANDIDATES,
+        description=f"Items retrieved before reranking; must be >= k. Default: max(k, {DEFAULT_CANDIDATES}).",
+    ),
+]
+RerankQuery = Annotated[bool, Query(description="Rerank with the reranker (when one is configured).")]
+ExcludeSeenQuery = Annotated[bool, Query(description="Leave out items the service knows the user has already rated.")]
+
+_ONE_USER_DESCRIPTION = """Top-k items for one user, best first.
+
+Retrieves `candidates` items nearest to the user's vector, reranks them with the
+scoring model (unless `rerank=false`), and returns the best `k`. An unknown user gets
+404, or the most popular items (`source="fallback"`) when the service has a fallback.
+Concurrent requests are answered together, in batches."""
+
+
 def create_app(
     recommender: Recommender,
     *,
     item_titles: Mapping[str, str] | None = None,
     seen_items: Mapping[str, Collection[str]] | None = None,
     title: str = "two_stage_rec recommendation service",
+    batching: BatchingSettings | None = DEFAULT_BATCHING,
 ) -> FastAPI:
     """Build the service around a ready recommender (items already indexed).
 
@@ -97,19 +131,51 @@ def create_app(
         seen_items: user id -> item ids the user has already rated; left out of
             their recommendations when a request says ``exclude_seen=true`` (the default).
         title: the OpenAPI title.
+        batching: how concurrent ``GET /recommendations/{user_id}`` requests are
+            gathered into one ``recommend_batch`` call (at most
+            ``max_batch_size`` requests, waiting at most ``max_wait_ms`` for
+            others, and only under load). None answers each request with its
+            own call in FastAPI's thread pool.
 
     Returns:
         A FastAPI app; run it with uvicorn (``two-stage-rec serve`` does) or call
         it in tests with ``fastapi.testclient.TestClient``.
 
-    Thread safety: requests run concurrently in a thread pool, so the recommender's
-    store must allow concurrent queries (the in-memory and FAISS stores do).
+    Thread safety: batches run on their own worker thread and ``POST`` requests in
+    FastAPI's thread pool, concurrently, so the recommender's store must allow
+    concurrent queries (the in-memory and FAISS stores do).
     """
     titles: Mapping[str, str] = item_titles or {}
     # Frozen once here, not per request: a heavy user has hundreds of rated items.
     seen: dict[str, frozenset[str]] = {str(u): frozenset(items) for u, items in (seen_items or {}).items()}
 
+    def answer_group(group: _Group, requests: list[tuple[str, frozenset[str]]]) -> list[bytes | Exception]:
+        users = [user_id for user_id, _ in requests]
+        outcomes = recommend_each(
+            recommender,
+            users,
+            [excluded for _, excluded in requests],
+            k=group.k,
+            candidates=group.candidates,
+            filter=json.loads(group.filter) if group.filter is not None else None,
+            rerank=group.rerank,
+        )
+        return [
+            outcome if isinstance(outcome, Exception) else user_json(user_id, outcome)
+            for user_id, outcome in zip(users, outcomes, strict=True)
+        ]
+
+    batcher = MicroBatcher(answer_group, batching, name="recommendation-batches") if batching is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # uvicorn has finished the in-flight requests by now; the worker answers what is queued and stops.
+        if batcher is not None:
+            await asyncio.to_thread(batcher.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title=title,
         version=__version__,
         description=(
@@ -118,69 +184,74 @@ def create_app(
         ),
     )
 
-    def to_items(recommendations: list[Recommendation]) -> list[RecommendedItem]:
-        return [
-            RecommendedItem.from_recommendation(r, titles.get(r.item_id) or _metadata_title(r)) for r in recommendations
-        ]
+    def title_of(recommendation: Recommendation) -> str | None:
+        return titles.get(recommendation.item_id) or _metadata_title(recommendation)
+
+    def user_json(user_id: str, recommendations: list[Recommendation]) -> bytes:
+        return recommendations_json(user_recommendations(user_id, recommendations, title_of))
 
     def excluded_for(user_id: str, exclude_seen: bool, extra: Collection[str] = ()) -> frozenset[str]:
         already_seen = seen.get(user_id, frozenset()) if exclude_seen else frozenset()
         return already_seen | frozenset(extra) if extra else already_seen
 
-    # The recommendation endpoints are plain `def`, not `async def`, on purpose.
-    # A request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items)
-    # product, one MLP call), plus a blocking network call when the store is
-    # Pinecone. FastAPI runs `def` endpoints in its thread pool, so that work never
-    # runs on the event loop. As `async def`, a 943-user batch would hold the loop
-    # for its whole duration, and every other request, /healthz included, would
+    # The recommendation endpoints never run the numpy work on the event loop. A
+    # request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items) product,
+    # one MLP call), plus a blocking network call when the store is Pinecone. Run on
+    # the loop (an `async def` endpoint doing the work), a 943-user batch would hold
+    # it for its whole duration, and every other request, /healthz included, would
     # wait behind it (benchmarks/serve_latency.py, `liveness_during_batches`: the
     # /healthz p50 rises to the batch's own duration, hundreds of ms, against ~15 ms
-    # with `def`). The price is a thread hand-off per request, which the same
-    # benchmark measures for a single-user request (`async_def_over_sync_def`):
-    # 0.25 ms of a 2.5 ms p50 over loopback (docs/guides/serving.md).
+    # otherwise). So the single-user GET is `async def` but only queues the request
+    # for the micro-batcher's worker thread and awaits its answer; without batching
+    # it is a plain `def`, which FastAPI runs in its thread pool, like the POST.
     #
-    # They return a ready JSON `Response` rather than the model: FastAPI would
-    # otherwise re-validate the returned model against `response_model` in a second
-    # thread-pool hop. `response_model` stays declared so the OpenAPI schema
-    # documents the body.
+    # They return ready JSON rather than the model: FastAPI would otherwise
+    # re-validate the returned model against `response_model` (for a `def` endpoint,
+    # in a second thread-pool hop). `response_model` stays declared so the OpenAPI
+    # schema documents the body.
 
-    @app.get(
+    get_one = app.get(
         "/recommendations/{user_id}",
         response_model=UserRecommendations,
         responses=_ERROR_RESPONSES,
         summary="Recommend items for one user",
+        description=_ONE_USER_DESCRIPTION,
         tags=["recommendations"],
     )
-    def recommend_one(
-        user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The user's id, e.g. `42`.")],
-        k: Annotated[int, Query(ge=1, le=MAX_K, description="Recommendations wanted.")] = 5,
-        candidates: Annotated[
-            int | None,
-            Query(
-                ge=1,
-                le=MAX_CANDIDATES,
-                description=f"Items retrieved before reranking; must be >= k. Default: max(k, {DEFAULT_CANDIDATES}).",
-            ),
-        ] = None,
-        rerank: Annotated[bool, Query(description="Rerank with the reranker (when one is configured).")] = True,
-        exclude_seen: Annotated[
-            bool, Query(description="Leave out items the service knows the user has already rated.")
-        ] = True,
-    ) -> Response:
-        """Top-k items for one user, best first.
 
-        Retrieves `candidates` items nearest to the user's vector, reranks them with the
-        scoring model (unless `rerank=false`), and returns the best `k`. An unknown user gets
-        404, or the most popular items (`source="fallback"`) when the service has a fallback.
-        """
-        recommendations = recommender.recommend(
-            user_id,
-            k=k,
-            candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
-            exclude=excluded_for(user_id, exclude_seen),
-            rerank=rerank,
-        )
-        return _json(UserRecommendations(user_id=user_id, items=to_items(recommendations)))
+    if batcher is not None:
+        micro_batcher = batcher
+
+        @get_one
+        async def recommend_one(
+            user_id: UserIdPath,
+            k: KQuery = 5,
+            candidates: CandidatesQuery = None,
+            rerank: RerankQuery = True,
+            exclude_seen: ExcludeSeenQuery = True,
+        ) -> Response:
+            group = _Group(k, candidates if candidates is not None else max(k, DEFAULT_CANDIDATES), rerank, None)
+            body = await micro_batcher.submit(group, (user_id, excluded_for(user_id, exclude_seen)))
+            return Response(body, media_type="application/json")
+
+    else:
+
+        @get_one
+        def recommend_one_unbatched(
+            user_id: UserIdPath,
+            k: KQuery = 5,
+            candidates: CandidatesQuery = None,
+            rerank: RerankQuery = True,
+            exclude_seen: ExcludeSeenQuery = True,
+        ) -> Response:
+            recommendations = recommender.recommend(
+                user_id,
+                k=k,
+                candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
+                exclude=excluded_for(user_id, exclude_seen),
+                rerank=rerank,
+            )
+            return Response(user_json(user_id, recommendations), media_type="application/json")
 
     @app.post(
         "/recommendations",
@@ -205,14 +276,11 @@ def create_app(
             filter=request.filter or None,
             rerank=request.rerank,
         )
-        return _json(
-            BatchRecommendationResponse(
-                results=[
-                    UserRecommendations(user_id=user_id, items=to_items(recommendations))
-                    for user_id, recommendations in zip(request.user_ids, batches, strict=True)
-                ]
-            )
-        )
+        results = [
+            user_recommendations(user_id, recommendations, title_of)
+            for user_id, recommendations in zip(request.user_ids, batches, strict=True)
+        ]
+        return Response(recommendations_json({"results": results}), media_type="application/json")
 
     # Liveness must answer even when every worker thread is busy computing, so it is
     # `async def` and touches nothing that blocks.
@@ -265,6 +333,15 @@ def create_app(
 
     _install_error_handlers(app)
     return app
+
+
+class _Group(NamedTuple):
+    """What the requests answered by one ``recommend_batch`` call share (exclusions are per user)."""
+
+    k: int
+    candidates: int
+    rerank: bool
+    filter: str | None  # canonical JSON, so that equal filters group together
 
 
 def _json(body: BaseModel, status_code: int = 200) -> Response:

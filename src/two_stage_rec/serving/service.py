@@ -1,0 +1,179 @@
+"""The service as ``two-stage-rec serve`` runs it: settings, a bundle assembled into an app, a factory.
+
+:class:`ServiceSettings` says everything a service process needs: the bundle,
+the store and its settings, the models' backend, the reranker, the fallback
+and micro-batching. :func:`build_service` assembles the bundle and wraps it
+in :func:`~two_stage_rec.serving.app.create_app`.
+
+Several worker processes (``serve --workers N``) share nothing but the bundle
+on disk: each one assembles its own recommender and index. uvicorn starts
+them from an import string, so they read their settings from environment
+variables (:meth:`ServiceSettings.to_environment`, prefix
+``TWO_STAGE_REC_SERVE_``) through the factory :func:`app_from_environment`.
+A process manager can use the same factory directly::
+
+    TWO_STAGE_REC_SERVE_MODELS=models/ \\
+    gunicorn -w 2 -k uvicorn.workers.UvicornWorker \\
+        'two_stage_rec.serving.service:app_from_environment()'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from fastapi import FastAPI
+
+from two_stage_rec.assembly import AssembledRecommender, assemble
+from two_stage_rec.bundle import ModelBackend, RerankerChoice
+from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.serving.app import DEFAULT_BATCHING, create_app
+from two_stage_rec.serving.batching import BatchingSettings
+
+__all__ = ["ENV_PREFIX", "ServiceSettings", "app_from_environment", "build_service"]
+
+ENV_PREFIX = "TWO_STAGE_REC_SERVE_"
+"""Prefix of the environment variables :meth:`ServiceSettings.from_environment` reads."""
+
+_BACKENDS: tuple[str, ...] = get_args(ModelBackend)
+_RERANKERS: tuple[str, ...] = get_args(RerankerChoice)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings:
+    """What one service process serves, and how.
+
+    Attributes:
+        models: the bundle directory.
+        store: a registered store name (``"faiss"``, ``"memory"``, ``"pinecone"``, ...).
+        store_settings: the store's own settings (JSON values).
+        backend: ``"numpy"`` or ``"tensorflow"`` models.
+        reranker: ``"recommended"``, ``"blend"``, ``"scoring"`` or ``"none"``.
+        fallback: answer unknown users with the most popular items instead of 404.
+        batching: micro-batching settings; None answers each request alone.
+    """
+
+    models: Path
+    store: str = "faiss"
+    store_settings: Mapping[str, Any] = field(default_factory=dict)
+    backend: ModelBackend = "numpy"
+    reranker: RerankerChoice = "recommended"
+    fallback: bool = True
+    batching: BatchingSettings | None = DEFAULT_BATCHING
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings as environment variables (``TWO_STAGE_REC_SERVE_*``), for worker processes."""
+        batching = self.batching
+        return {
+            f"{ENV_PREFIX}MODELS": str(self.models),
+            f"{ENV_PREFIX}STORE": self.store,
+            f"{ENV_PREFIX}STORE_SETTINGS": json.dumps(dict(self.store_settings)),
+            f"{ENV_PREFIX}BACKEND": self.backend,
+            f"{ENV_PREFIX}RERANKER": self.reranker,
+            f"{ENV_PREFIX}FALLBACK": "1" if self.fallback else "0",
+            f"{ENV_PREFIX}BATCHING": "1" if batching is not None else "0",
+            f"{ENV_PREFIX}BATCH_WAIT_MS": str(batching.max_wait_ms if batching else DEFAULT_BATCHING.max_wait_ms),
+            f"{ENV_PREFIX}MAX_BATCH_SIZE": str(
+                batching.max_batch_size if batching else DEFAULT_BATCHING.max_batch_size
+            ),
+        }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        """Read the settings from ``TWO_STAGE_REC_SERVE_*`` variables; only ``..._MODELS`` is required.
+
+        Raises:
+            InvalidInputError: a variable is missing or holds an invalid value (named in the message).
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str | None = None) -> str:
+            value = env.get(ENV_PREFIX + name, default)
+            if value is None:
+                raise InvalidInputError(f"set {ENV_PREFIX}{name} (the models bundle directory) to serve")
+            return value
+
+        def flag(name: str, default: bool) -> bool:
+            value = get(name, "1" if default else "0").strip().lower()
+            if value not in {"1", "0", "true", "false", "yes", "no"}:
+                raise InvalidInputError(f"{ENV_PREFIX}{name} must be 1 or 0, got {value!r}")
+            return value in {"1", "true", "yes"}
+
+        def number(name: str, default: float) -> float:
+            raw = get(name, str(default))
+            try:
+                return float(raw)
+            except ValueError:
+                raise InvalidInputError(f"{ENV_PREFIX}{name} must be a number, got {raw!r}") from None
+
+        backend = get("BACKEND", "numpy")
+        if backend not in _BACKENDS:
+            raise InvalidInputError(f"{ENV_PREFIX}BACKEND must be one of {_BACKENDS}, got {backend!r}")
+        reranker = get("RERANKER", "recommended")
+        if reranker not in _RERANKERS:
+            raise InvalidInputError(f"{ENV_PREFIX}RERANKER must be one of {_RERANKERS}, got {reranker!r}")
+        raw_settings = get("STORE_SETTINGS", "{}")
+        try:
+            store_settings = json.loads(raw_settings)
+        except json.JSONDecodeError:
+            store_settings = None
+        if not isinstance(store_settings, dict):
+            raise InvalidInputError(f"{ENV_PREFIX}STORE_SETTINGS must be a JSON object, got {raw_settings!r}")
+        size = number("MAX_BATCH_SIZE", DEFAULT_BATCHING.max_batch_size)
+        if not size.is_integer():
+            raise InvalidInputError(f"{ENV_PREFIX}MAX_BATCH_SIZE must be an integer, got {size!r}")
+        batching = (
+            BatchingSettings(
+                max_wait_ms=number("BATCH_WAIT_MS", DEFAULT_BATCHING.max_wait_ms),
+                max_batch_size=int(size),
+            )
+            if flag("BATCHING", True)
+            else None
+        )
+        return cls(
+            models=Path(get("MODELS")),
+            store=get("STORE", "faiss"),
+            store_settings=store_settings,
+            backend=backend,  # type: ignore[arg-type]  # checked above
+            reranker=reranker,  # type: ignore[arg-type]  # checked above
+            fallback=flag("FALLBACK", True),
+            batching=batching,
+        )
+
+
+def build_service(settings: ServiceSettings) -> tuple[FastAPI, AssembledRecommender]:
+    """Assemble the bundle (index its catalogue in the store) and build the app around it.
+
+    Returns:
+        The app and the assembled recommender (close it when the app stops).
+    """
+    served = assemble(
+        settings.models,
+        store=settings.store,
+        store_settings=settings.store_settings,
+        backend=settings.backend,
+        reranker=settings.reranker,
+        fallback=settings.fallback,
+    )
+    catalogue = served.bundle.catalogue
+    app = create_app(
+        served.recommender,
+        item_titles={item: catalogue.label(item) for item in catalogue.item_ids},
+        seen_items=served.bundle.seen_items,
+        batching=settings.batching,
+    )
+    return app, served
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings in the environment (:meth:`ServiceSettings.from_environment`).
+
+    uvicorn calls it in each worker process (``serve --workers N``; a factory,
+    so that importing this module assembles nothing).
+    """
+    app, _ = build_service(ServiceSettings.from_environment())
+    return app
