@@ -3,11 +3,15 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-# Use a local copy of MovieLens-100K when one exists (this workplace keeps one
-# beside the project); otherwise the library downloads the official zip from
-# GroupLens and verifies it on first use. An explicit TWO_STAGE_REC_DATA wins.
-LOCAL_DATA := $(firstword $(foreach dir,$(abspath ../shared/data/ml-100k) /work/shared/data/ml-100k,\
-	$(if $(wildcard $(dir)/u.data),$(dir))))
+# Use a local copy of MovieLens-100K when there is one; otherwise the library
+# downloads the official zip from GroupLens and verifies it on first use. An
+# explicit TWO_STAGE_REC_DATA wins. The local copy is looked for in
+# shared/data/ml-100k beside this checkout, then beside the repository it was
+# cloned from when that is a local path: a fresh clone in a temporary
+# directory (as CI makes) finds the same copy as the original checkout.
+ORIGIN := $(filter /%,$(patsubst %/.git,%,$(patsubst file://%,%,$(shell git config --get remote.origin.url 2>/dev/null))))
+DATA_CANDIDATES := $(abspath ../shared/data/ml-100k) $(if $(ORIGIN),$(abspath $(ORIGIN)/../shared/data/ml-100k))
+LOCAL_DATA := $(firstword $(foreach dir,$(DATA_CANDIDATES),$(if $(wildcard $(dir)/u.data),$(dir))))
 ifneq ($(LOCAL_DATA),)
 export TWO_STAGE_REC_DATA ?= $(LOCAL_DATA)
 endif

@@ -3,8 +3,8 @@
 Every script writes one JSON file under ``benchmarks/results/`` holding the
 machine it ran on (CPU model, cores, load average at start and end), its
 configuration, raw summaries (p50/p90/p99) and ratios of medians measured in
-the same run. The machine has 2 cores shared with other processes, so only
-medians and ratios from one run are worth quoting; absolute numbers drift.
+the same run. Absolute numbers drift with the load (other processes on the
+same cores), so only medians and ratios from one run are worth quoting.
 """
 
 from __future__ import annotations
@@ -51,9 +51,34 @@ def machine(**libraries: str) -> dict[str, Any]:
         **libraries,
         "git_commit": git_commit(),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "note": "cores shared with other processes: quote medians and ratios from one run",
+        "note": "absolute times depend on the load recorded here: quote medians and ratios from one run",
     }
     return facts
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a results file records it: never an absolute path of the machine that ran the benchmark.
+
+    Inside the repository: relative to its root. Inside the library's cache,
+    the temporary directory or the home directory: ``<cache>/...``,
+    ``<tmp>/...``, ``~/...``. Anywhere else: ``<elsewhere>/<name>``.
+    """
+    import tempfile
+
+    from two_stage_rec.datasets import default_cache_dir
+
+    target = Path(path).expanduser().resolve()
+    roots = [
+        (Path(__file__).resolve().parents[1], ""),
+        (default_cache_dir().expanduser().resolve(), "<cache>"),
+        (Path(tempfile.gettempdir()).resolve(), "<tmp>"),
+        (Path.home().resolve(), "~"),
+    ]
+    for root, label in roots:
+        if target.is_relative_to(root):
+            relative = target.relative_to(root).as_posix()
+            return f"{label}/{relative}" if label else relative
+    return f"<elsewhere>/{target.name}"
 
 
 def git_commit() -> str | None:
@@ -103,7 +128,7 @@ def measure_interleaved(
 ) -> dict[str, dict[str, float]]:
     """Time each case once per round, in a fresh shuffled order every round.
 
-    Interleaving spreads machine noise (other processes on the shared cores)
+    Interleaving spreads machine noise (other processes on the same cores)
     evenly over the cases, which is what makes their ratios meaningful.
 
     Args:

@@ -1,7 +1,7 @@
 """Does reranking help? Every metric on every MovieLens-100K protocol, retrieval only vs reranked.
 
 For each protocol (``stratified``, ``random``, ``u1``; see
-:mod:`two_stage_rec.evaluation.protocols`) and each training setup:
+:mod:`two_stage_rec.evaluation.movielens_protocols`) and each training setup:
 
 * ``default``: :func:`two_stage_rec.training.train_models` with the library's
   default configuration; rankers: retrieval only (``retrieval``), reranked by
@@ -27,7 +27,7 @@ resamples. Writes ``benchmarks/results/evaluation.json``.
 
 Reproduce (about 5-10 minutes on 2 cores)::
 
-    TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/evaluate_quality.py
+    TWO_STAGE_REC_DATA=path/to/ml-100k .venv/bin/python benchmarks/evaluate_quality.py
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ from _common import RESULTS_DIR, machine, write_results
 from two_stage_rec import Recommender
 from two_stage_rec.datasets import movielens_100k
 from two_stage_rec.evaluation import evaluate
-from two_stage_rec.evaluation.protocols import PROTOCOLS, protocol_spec, split_for_protocol
+from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, protocol_spec, split_for_protocol
 from two_stage_rec.stores.faiss import FaissVectorStore
 from two_stage_rec.training import TrainingConfig, train_models
 from two_stage_rec.training.blend import PIPELINE_CONFIG, train_pipeline
 
-COMMAND = "TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/evaluate_quality.py"
+COMMAND = "TWO_STAGE_REC_DATA=path/to/ml-100k .venv/bin/python benchmarks/evaluate_quality.py"
 REFERENCES = {
     "stratified": {
         "microsoft_recommenders_bpr": {"ndcg@10": 0.442, "recall@10": 0.213},
@@ -174,7 +174,7 @@ def git_state() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--protocols", nargs="+", default=list(MOVIELENS_PROTOCOLS), choices=MOVIELENS_PROTOCOLS)
     parser.add_argument("--setups", nargs="+", default=["default", "pipeline"], choices=["default", "pipeline"])
     parser.add_argument("--resamples", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "evaluation.json")

@@ -1,7 +1,7 @@
 """Implicit feedback on MovieLens-100K: how well does the recommended pipeline rank without ratings?
 
 Protocol: the ``stratified`` split (per user 75/25, seed 42; see
-:mod:`two_stage_rec.evaluation.protocols`) with the ratings dropped from the
+:mod:`two_stage_rec.evaluation.movielens_protocols`) with the ratings dropped from the
 training **and** the test split (``.without_ratings()``), so nothing learns
 from, or is judged by, a star value. Every test interaction is relevant.
 
@@ -30,7 +30,7 @@ the reranked pipeline at least as good as retrieval only.
 
 Reproduce (about 4 minutes of tuning, then about 1.5 minutes per seed, on 2 cores)::
 
-    TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/implicit_quality.py --seeds 3
+    TWO_STAGE_REC_DATA=path/to/ml-100k .venv/bin/python benchmarks/implicit_quality.py --seeds 3
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ from _common import RESULTS_DIR, machine, write_results
 from two_stage_rec import Recommender
 from two_stage_rec.datasets import Interactions
 from two_stage_rec.evaluation import evaluate
-from two_stage_rec.evaluation.protocols import protocol_spec, split_for_protocol
+from two_stage_rec.evaluation.movielens_protocols import protocol_spec, split_for_protocol
 from two_stage_rec.stores.memory import InMemoryVectorStore
 from two_stage_rec.training import TrainingConfig
 from two_stage_rec.training.blend import PIPELINE_CONFIG, train_pipeline
 
-COMMAND = "TWO_STAGE_REC_DATA=../shared/data/ml-100k .venv/bin/python benchmarks/implicit_quality.py"
+COMMAND = "TWO_STAGE_REC_DATA=path/to/ml-100k .venv/bin/python benchmarks/implicit_quality.py"
 PROTOCOL = "stratified"
 CATALOGUE = [str(i) for i in range(1, 1683)]
 GOAL_NDCG = 0.45

@@ -23,8 +23,8 @@ Usage::
 
 Writes ``benchmarks/results/pinecone_throughput.json``: per case the median
 seconds and vectors (or queries) per second, the request count, and ratios of
-medians. The 2 cores are shared with other processes: quote medians and ratios
-from one run.
+medians. Absolute numbers depend on the load (recorded with the machine):
+quote medians and ratios from one run.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def machine() -> dict[str, Any]:
         "numpy": np.__version__,
         "pinecone": pinecone.__version__,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "note": "cores shared with other processes: quote medians and ratios from one run",
+        "note": "absolute times depend on the load recorded here: quote medians and ratios from one run",
     }
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, machine, measure_interleaved, ratio, write_results
+from _common import RESULTS_DIR, display_path, machine, measure_interleaved, ratio, write_results
 
 RESULTS = RESULTS_DIR / "recommend_latency.json"
 K, CANDIDATES = 5, 50
@@ -265,7 +265,7 @@ def run(
     order = [users[i] for i in np.random.default_rng(1).permutation(len(users))]
     calls = cases(env, order)
     results["config"] = {
-        "models": str(models_dir),
+        "models": display_path(models_dir),
         "training_report": "present" if env["numpy_built"].bundle.report is not None else "absent",
         "users": len(users),
         "items_indexed": env["numpy_built"].indexed,

@@ -37,9 +37,9 @@ Usage::
     .venv/bin/python benchmarks/serve_latency.py --models models/ --store faiss [--backend tensorflow]
 
 Writes ``benchmarks/results/serve_latency.json`` (with ``--models``:
-``serve_latency_trained_<backend>.json``). The machine has 2 cores shared
-with other processes, and client and server compete for them: quote medians and
-ratios from one run, not absolute numbers across runs.
+``serve_latency_trained_<backend>.json``). Client and server compete for the
+same cores (and so does any other process: the load average is recorded):
+quote medians and ratios from one run, not absolute numbers across runs.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ from two_stage_rec import Recommender
 from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.stores.memory import InMemoryVectorStore
 from two_stage_rec.types import FloatMatrix, FloatVector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import display_path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_USERS, N_ITEMS, DIMENSION, SEEN_PER_USER = 943, 1682, 32, 106
@@ -355,7 +358,7 @@ def machine() -> dict[str, Any]:
         "httpx": httpx.__version__,
         "uvicorn_http_parser": "httptools" if importlib.util.find_spec("httptools") else "h11",
         "loadavg_1m_at_start": round(load[0], 2),
-        "note": "2 cores shared with other processes; client and server run on the same machine",
+        "note": "client and server run on the same machine and share its cores",
     }
 
 
@@ -393,7 +396,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "config": {
-            "models": args.models or "synthetic",
+            "models": display_path(args.models) if args.models else "synthetic",
             "store": args.store,
             "backend": args.backend if args.models else "numpy (synthetic tables + 64-64-1 MLP)",
             "users": len(users),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/tables.py > /tmp/tables.md   # then paste into docs/benchmarks.md
+    .venv/bin/python benchmarks/tables.py > tables.md   # then paste into docs/benchmarks.md
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ Usage::
     .venv/bin/python benchmarks/tf_adapter_calls.py [--repeats 300] [--models models/]
 
 Writes ``benchmarks/results/tf_adapter_calls.json``: median, p10 and p90 in
-milliseconds per case, and ratios of medians. The 2 cores are shared with other
-processes: quote medians and ratios from one run.
+milliseconds per case, and ratios of medians. Absolute numbers depend on the
+machine and its load: quote medians and ratios from one run.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ from typing import Any
 import numpy as np
 
 from two_stage_rec.adapters.tensorflow import SavedModelEmbedder, SavedModelReranker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import display_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tf_adapter_calls.json"
 N_ITEMS, DIMENSION, CANDIDATES, SEED = 1682, 32, 50, 0
@@ -139,7 +142,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         if args.models is not None:
             item_path, scoring_path = args.models / "item_model", args.models / "scoring_model"
-            route = f"trained models from {args.models}"
+            route = f"trained models from {display_path(args.models)}"
         else:
             item_path, scoring_path, route = build_models(Path(scratch))
 

@@ -20,8 +20,8 @@ their frozen outputs) and ``pretrain`` (retrieval-only epochs before the joint
 stage). Hyper-parameters were chosen by comparing about twenty configurations
 on these same test sets (early stopping itself uses a validation slice of the
 training ratings only), so the numbers carry a mild selection bias. Wall
-times are per training (both stages + evaluation) on a 2-core machine shared
-with other processes; the load average is recorded.
+times are per training (both stages + evaluation); the file records the
+machine (CPU model, cores) and its load average.
 
 Usage::
 

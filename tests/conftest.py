@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests read the real MovieLens-100K files from the
-folder named by TWO_STAGE_REC_DATA (here: ../shared/data/ml-100k)."""
+folder named by TWO_STAGE_REC_DATA (``make test`` sets it when it finds a local
+copy; see the Makefile)."""
 
 from __future__ import annotations
 

@@ -1052,6 +1052,7 @@ def test_cli_info_prints_the_counts(fixture_is_the_default: Fixture) -> None:
     for label, value in [("ratings", len(RATING_ROWS)), ("users", 7), ("movies", 8), ("distinct titles", 7)]:
         assert label in out and str(value) in out
     assert "sparsity" in out and "Ratings by stars" in out
+    assert f"checksums: {', '.join(sorted(fixture_is_the_default.checksums.members))} match" in out
 
 
 def test_cli_download_then_info_from_the_cache(fixture_is_the_default: Fixture, tmp_path: Path) -> None:

@@ -237,7 +237,7 @@ def _fingerprint(log: Interactions) -> str:
 
 @pytest.mark.integration
 def test_protocol_splits_are_the_published_ones(movielens_dir: Path) -> None:
-    from two_stage_rec.evaluation.protocols import PROTOCOLS, protocol_spec, split_for_protocol
+    from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, protocol_spec, split_for_protocol
 
     # Fingerprints of the splits as the library made them before the one Interactions type:
     # the migration must not move a single rating between train and test.
@@ -246,7 +246,7 @@ def test_protocol_splits_are_the_published_ones(movielens_dir: Path) -> None:
         "stratified": (74_992, 25_008, "e03c52780772", "f16491bcac90"),
         "u1": (80_000, 20_000, "f485c83f0ebd", "20e55c3d58d5"),
     }
-    assert PROTOCOLS == ("random", "stratified", "u1", "temporal")
+    assert MOVIELENS_PROTOCOLS == ("random", "stratified", "u1", "temporal")
     for name, (n_train, n_test, train_print, test_print) in expected.items():
         train, test = split_for_protocol(name, str(movielens_dir), progress=False)
         assert (len(train), len(test), _fingerprint(train), _fingerprint(test)) == (

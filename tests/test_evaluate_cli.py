@@ -12,14 +12,13 @@ from synthetic_models import write_synthetic_models
 from two_stage_rec.cli import app
 from two_stage_rec.cli.evaluate import evaluate_protocol
 from two_stage_rec.errors import InvalidInputError, ModelError
-from two_stage_rec.evaluation.protocols import PROTOCOLS, protocol_spec
-from two_stage_rec.workflow import MOVIELENS_PROTOCOLS
+from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, protocol_spec
 
 runner = CliRunner()
 
 
 def test_protocols_are_named_and_unknown_ones_rejected() -> None:
-    assert set(PROTOCOLS) == set(MOVIELENS_PROTOCOLS) == {"random", "stratified", "temporal", "u1"}
+    assert set(MOVIELENS_PROTOCOLS) == {"random", "stratified", "temporal", "u1"}
     assert "BPR NDCG@10 0.442" in protocol_spec("stratified").reference
     assert protocol_spec("u1").measure_rating_errors
     with pytest.raises(InvalidInputError, match="unknown protocol"):

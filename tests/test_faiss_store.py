@@ -278,14 +278,14 @@ def test_failed_save_leaves_the_previous_copy_intact(tmp_path: Path, monkeypatch
 def test_crash_before_the_pointer_switch_keeps_the_old_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, target, _, vectors = _saved(tmp_path)
     store.upsert(["added"], vectors[:1])
-    real = faiss_module._write_file_atomically
+    real = faiss_module.write_atomically
 
-    def crash_on_pointer(path: Path, data: bytes) -> None:
+    def crash_on_pointer(path: Path, data: bytes, **options: Any) -> None:
         if path.name == "CURRENT":
             raise KeyboardInterrupt  # not an Exception: cleanup must still run, and it is re-raised
-        real(path, data)
+        real(path, data, **options)
 
-    monkeypatch.setattr(faiss_module, "_write_file_atomically", crash_on_pointer)
+    monkeypatch.setattr(faiss_module, "write_atomically", crash_on_pointer)
     with pytest.raises(KeyboardInterrupt):
         store.save(target)
     monkeypatch.undo()

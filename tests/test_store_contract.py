@@ -25,7 +25,7 @@ needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss-cpu is not install
 def _single_threaded_faiss() -> Iterator[None]:
     """Run FAISS on one OpenMP thread while this module's tests run.
 
-    The suite makes thousands of tiny calls; on a busy 2-core machine
+    The suite makes thousands of tiny calls; on 2 CPUs under load
     OpenMP's thread start-up and spin-waiting made a 3-vector IVF upsert take
     ~6 ms instead of ~0.05 ms. The previous setting is restored afterwards.
     """

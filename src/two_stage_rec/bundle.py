@@ -23,7 +23,8 @@ other towers, a stale SavedModel) serves wrong answers without any error.
 swaps it in with two renames; the manifest lists every file, and
 :func:`read_bundle` refuses a directory whose manifest is missing or whose
 files are incomplete. A retrain therefore leaves the complete old bundle or
-the complete new one, never a mixture, and no stale file survives.
+the complete new one, never a mixture, and no stale file survives (the swap
+and what a crash mid-swap leaves are described in :mod:`two_stage_rec._atomic`).
 
 Model directories made elsewhere (the notebook's three SavedModels) are not
 bundles; load them with :func:`load_models` and pass the parts to
@@ -35,8 +36,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
+from two_stage_rec._atomic import atomic_directory
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.embedders.known import KnownKeysEmbedder
@@ -345,28 +345,6 @@ def _replaceable(target: Path) -> bool:
     return not names or MANIFEST in names or bool(names & {USER_EMBEDDINGS, REPORT, *_LEGACY_MARKERS})
 
 
-def _publish(staging: Path, target: Path) -> None:
-    """Swap a complete staging directory in for ``target``.
-
-    POSIX cannot atomically replace a non-empty directory, so the old bundle is
-    first renamed aside, the new one renamed in, then the old one deleted. A
-    crash between the two renames leaves ``target`` missing (never mixed) and
-    the old bundle intact beside it under ``.<name>.old-*``.
-    """
-    previous = None
-    if target.exists():
-        previous = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(target, previous)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if previous is not None:
-            os.rename(previous, target)  # put the old bundle back rather than leave none
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-
-
 def write_model_files(
     directory: Path,
     *,
@@ -503,58 +481,48 @@ def write_bundle(
             f"refusing to replace {target}: it exists and is not a models bundle (no {MANIFEST}); choose another path"
         )
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        staging.mkdir()
+        with atomic_directory(target) as staging:
+            files = write_model_files(
+                staging,
+                user_keys=user_keys,
+                user_vectors=user_vectors,
+                item_keys=item_keys,
+                item_vectors=item_vectors,
+                scoring=scoring,
+                saved_models=saved_models,
+                user_unknown=user_unknown,
+                item_unknown=item_unknown,
+            )
+            files += [CATALOGUE, SEEN_ITEMS, POPULARITY]
+            catalogue.save(staging / CATALOGUE)
+            _write_seen(staging / SEEN_ITEMS, train.items_by_user())
+            _write_popularity(staging / POPULARITY, train.item_counts())
+            if blend is not None:
+                blend.save(staging / BLEND)
+                files.append(BLEND)
+            if report is not None:
+                report.save(staging / REPORT)
+                files.append(REPORT)
+            manifest = Manifest(
+                feedback="explicit" if train.has_ratings else "implicit",
+                recommended=recommended,
+                dimension=dimension,
+                metric=blend.metric if blend is not None else "dotproduct",
+                dataset=dataset,
+                split=dict(split) if split is not None else None,
+                train_interactions=len(train),
+                train_fingerprint=train.fingerprint(),
+                users=len(user_keys),
+                items=len(catalogue),
+                saved_models=saved_models,
+                files=tuple(sorted(files)),
+                training=dict(training or {}),
+                created=_utc_now(),
+            )
+            # The manifest goes last: a staging directory without one is never a bundle.
+            (staging / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise PersistenceError(f"cannot create a bundle at {target}: {exc}") from exc
-    try:
-        files = write_model_files(
-            staging,
-            user_keys=user_keys,
-            user_vectors=user_vectors,
-            item_keys=item_keys,
-            item_vectors=item_vectors,
-            scoring=scoring,
-            saved_models=saved_models,
-            user_unknown=user_unknown,
-            item_unknown=item_unknown,
-        )
-        files += [CATALOGUE, SEEN_ITEMS, POPULARITY]
-        catalogue.save(staging / CATALOGUE)
-        _write_seen(staging / SEEN_ITEMS, train.items_by_user())
-        _write_popularity(staging / POPULARITY, train.item_counts())
-        if blend is not None:
-            blend.save(staging / BLEND)
-            files.append(BLEND)
-        if report is not None:
-            report.save(staging / REPORT)
-            files.append(REPORT)
-        manifest = Manifest(
-            feedback="explicit" if train.has_ratings else "implicit",
-            recommended=recommended,
-            dimension=dimension,
-            metric=blend.metric if blend is not None else "dotproduct",
-            dataset=dataset,
-            split=dict(split) if split is not None else None,
-            train_interactions=len(train),
-            train_fingerprint=train.fingerprint(),
-            users=len(user_keys),
-            items=len(catalogue),
-            saved_models=saved_models,
-            files=tuple(sorted(files)),
-            training=dict(training or {}),
-            created=_utc_now(),
-        )
-        # The manifest goes last: a staging directory without one is never a bundle.
-        (staging / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-        _publish(staging, target)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise PersistenceError(f"cannot write the bundle to {target}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -19,14 +19,17 @@ probing for undeclared attributes):
 | ``returns_values`` | :class:`DeclaresValues` | True: ``include_values`` returns vectors |
 | ``close()`` | :class:`Closeable` | nothing to release |
 | ``wait_until_count(n)`` | :class:`EventuallyConsistent` | writes are visible at once |
+| ``save(path)`` / ``load(path)`` | :class:`Persistent` | the store cannot be saved (``supports_persistence`` False) |
 
 :func:`input_width` and :func:`returns_values` read the first two with their defaults.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol, Self, runtime_checkable
 
 import numpy.typing as npt
 
@@ -48,6 +51,7 @@ __all__ = [
     "Embedder",
     "EventuallyConsistent",
     "Fallback",
+    "Persistent",
     "Reranker",
     "VectorStore",
     "input_width",
@@ -265,6 +269,33 @@ class EventuallyConsistent(Protocol):
 
         Raises:
             StoreUnavailableError: the count was not reached in the store's time limit.
+        """
+        ...
+
+
+@runtime_checkable
+class Persistent(Protocol):
+    """A store that saves itself to a directory and loads from one.
+
+    A store declares it with ``supports_persistence = True``; the contract
+    suite (:class:`~two_stage_rec.testing.VectorStoreContract`) checks that
+    the attribute and these methods agree, and that a save round-trips.
+    """
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the store to the directory ``path``, replacing a previous save there; returns the directory.
+
+        Raises:
+            PersistenceError: the directory cannot be written; a previous save is left intact.
+        """
+        ...
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a store written by :meth:`save`.
+
+        Raises:
+            PersistenceError: ``path`` holds no readable save.
         """
         ...
 

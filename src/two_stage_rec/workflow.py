@@ -23,13 +23,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 from two_stage_rec.bundle import Bundle, Manifest, ModelBackend, read_bundle, read_manifest, write_bundle
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.datasets.splits import SplitSpec, canonical_split, split
 from two_stage_rec.errors import InvalidInputError, ModelError
+from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, MovieLensProtocol
 from two_stage_rec.protocols import VectorStore
 from two_stage_rec.types import RerankerName
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from two_stage_rec.training.config import TrainingConfig
 
 __all__ = [
-    "MOVIELENS_PROTOCOLS",
-    "MovieLensProtocol",
     "TrainedBundle",
     "default_split",
     "ensure_movielens_bundle",
@@ -50,13 +49,6 @@ __all__ = [
     "train_bundle",
     "train_movielens_bundle",
 ]
-
-MovieLensProtocol: TypeAlias = Literal["random", "stratified", "temporal", "u1"]
-"""MovieLens-100K's named protocols: ``random`` (the notebook's 80/20, seed 42),
-``stratified`` (per user 75/25, seed 42: the published top-k tables),
-``temporal`` (each user's latest 20%), ``u1`` (GroupLens' canonical files)."""
-
-MOVIELENS_PROTOCOLS: tuple[MovieLensProtocol, ...] = ("random", "stratified", "temporal", "u1")
 
 _MOVIELENS_SPLITS: dict[str, dict[str, Any]] = {
     "random": SplitSpec("random", 0.2, 42).to_dict(),
@@ -302,7 +294,10 @@ def train_bundle(
 def movielens_split(
     protocol: MovieLensProtocol, data_dir: str | os.PathLike[str] | None = None, *, progress: bool = True
 ) -> tuple[Interactions, Interactions, dict[str, Any]]:
-    """``(train, test, split_record)`` of a MovieLens-100K protocol (see :data:`MovieLensProtocol`)."""
+    """``(train, test, split_record)`` of a MovieLens-100K protocol.
+
+    The protocols are named in :mod:`two_stage_rec.evaluation.movielens_protocols`.
+    """
     from two_stage_rec.datasets.movielens import movielens_100k
 
     if protocol not in _MOVIELENS_SPLITS:

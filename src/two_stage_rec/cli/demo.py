@@ -210,7 +210,7 @@ _BLEND_EXPLANATION = (
 )
 
 _CAVEAT = (
-    "Which column is better? Measured over all users (two-stage-rec evaluate; benchmarks/results/evaluation.json), "
+    "Which column is better? Measured over all users with `two-stage-rec evaluate`, "
     "reordering by predicted rating LOWERS top-k accuracy: a rating model predicts how much someone likes a film "
     "they watch, not which films they will watch, so it favours acclaimed films over what the user goes on to "
     "watch."

@@ -71,11 +71,8 @@ def evaluate_protocol(
             data overlaps this protocol's test set).
     """
     from two_stage_rec.bundle import is_bundle, read_manifest
-    from two_stage_rec.workflow import (
-        MOVIELENS_PROTOCOLS,
-        evaluate_bundle,
-        train_movielens_bundle,
-    )
+    from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS
+    from two_stage_rec.workflow import evaluate_bundle, train_movielens_bundle
 
     if protocol not in MOVIELENS_PROTOCOLS:
         raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(MOVIELENS_PROTOCOLS)}")

@@ -2,8 +2,9 @@
 
 Nothing unverified ever reaches the cache: the zip is downloaded into a
 temporary folder inside the cache directory, unpacked and checked there, and
-only then moved into place with one atomic rename. An interrupted, truncated or
-corrupt download raises and leaves the cache as it was.
+only then swapped into place (``two_stage_rec._atomic.replace_directory``: an
+old copy is renamed aside and restored if the swap fails). An interrupted,
+truncated or corrupt download raises and leaves the cache as it was.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from two_stage_rec._atomic import fsync_tree, replace_directory
 from two_stage_rec.datasets import checksums as _checksums
 from two_stage_rec.datasets.checksums import Checksums, sha256_file, verify_folder
 from two_stage_rec.errors import ChecksumMismatchError, DatasetError
@@ -107,7 +109,7 @@ def download_movielens_100k(
         unpacked = work / CACHE_FOLDER_NAME
         _unpack(archive, unpacked, url=url)
         verify_folder(unpacked, checksums, label=f"the zip downloaded from {url} (nothing was cached)")
-        _install(unpacked, target, scratch=work)
+        _install(unpacked, target)
     return target
 
 
@@ -148,13 +150,10 @@ def _unpack(archive: Path, destination: Path, *, url: str) -> None:
         ) from exc
 
 
-def _install(unpacked: Path, target: Path, *, scratch: Path) -> None:
-    """Move a verified folder into place; an existing copy is moved aside first."""
-    if target.exists():
-        # os.replace cannot overwrite a non-empty directory: move the old copy
-        # into the scratch folder, which is deleted on exit.
-        os.replace(target, scratch / "previous")
+def _install(unpacked: Path, target: Path) -> None:
+    """Swap a verified folder in for ``target`` (an existing copy is replaced whole)."""
     try:
-        os.replace(unpacked, target)
+        fsync_tree(unpacked)
+        replace_directory(unpacked, target)
     except OSError as exc:  # e.g. another process installed a copy in between
         raise DatasetError(f"cannot move the verified download into {target}: {exc}") from exc

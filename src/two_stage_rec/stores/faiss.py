@@ -60,6 +60,7 @@ from typing import Any, Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec._atomic import fsync_directory, fsync_tree, write_atomically
 from two_stage_rec._optional import require
 from two_stage_rec.errors import InvalidInputError, PersistenceError, StoreError, TwoStageRecError
 from two_stage_rec.filters import filter_mask
@@ -186,9 +187,9 @@ def _single_thread_if(faiss: Any, condition: bool) -> Iterator[None]:
 
     One query gains nothing from OpenMP (FAISS parallelises over queries), but
     ``IndexIDMap`` still opens a parallel region to translate its 50 labels,
-    and on a busy machine that region waits for a descheduled worker: on the
-    shared 2-core machine (load 10) a one-query top-50 over 1,682 vectors took
-    17 ms at the median with two threads and 0.22 ms with one. The OpenMP
+    and on a busy machine that region waits for a descheduled worker: measured
+    on 2 CPUs under a load average of 10, a one-query top-50 over 1,682
+    vectors took 17 ms at the median with two threads and 0.22 ms with one. The OpenMP
     thread count is a per-thread setting, so queries from other threads keep theirs.
     """
     if not condition:
@@ -721,11 +722,12 @@ class FaissVectorStore:
         ``path/snapshot-<hex>/`` holding ``index.faiss`` (``faiss.write_index``),
         ``vectors.npz`` (ids, vectors, live mask) and ``store.json`` (config
         and metadata). A snapshot is written into a temporary directory inside
-        ``path``, fsynced and renamed; then ``CURRENT`` is replaced with
-        ``os.replace``. A POSIX rename cannot atomically replace a non-empty
-        directory, hence the pointer file: a crash at any moment leaves
-        ``CURRENT`` naming a complete snapshot, the old one or the new one.
-        Older snapshots are removed after the switch.
+        ``path``, fsynced and renamed; then ``CURRENT`` is replaced atomically
+        (``two_stage_rec._atomic``). No rename atomically replaces a non-empty
+        directory, hence versions side by side and a pointer file rather than
+        a directory swap: a crash at any moment leaves ``CURRENT`` naming a
+        complete snapshot, the old one or the new one, and a reader never finds
+        the store missing. Older snapshots are removed after the switch.
 
         Args:
             path: directory to save to; created if missing. An existing
@@ -751,10 +753,11 @@ class FaissVectorStore:
         snapshot = target / f"{_SNAPSHOT_PREFIX}{uuid.uuid4().hex}"
         try:
             self._write_snapshot(staging)
+            fsync_tree(staging)
             os.rename(staging, snapshot)
-            _fsync_directory(target)
+            fsync_directory(target)
             pointer = {"format": _FORMAT, "version": _FORMAT_VERSION, "snapshot": snapshot.name}
-            _write_file_atomically(target / _POINTER, json.dumps(pointer).encode())
+            write_atomically(target / _POINTER, json.dumps(pointer).encode(), prefix=_TEMP_PREFIX)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if _current_snapshot_name(target) != snapshot.name:
@@ -772,7 +775,6 @@ class FaissVectorStore:
         live = self._alive[: self._n_slots]
         with _faiss_errors("write the index"):
             self._faiss.write_index(self._index, str(directory / "index.faiss"))
-        _fsync_file(directory / "index.faiss")
         with open(directory / "vectors.npz", "wb") as handle:
             np.savez(
                 handle,
@@ -780,8 +782,6 @@ class FaissVectorStore:
                 vectors=self._vectors[: self._n_slots],
                 alive=live,
             )
-            handle.flush()
-            os.fsync(handle.fileno())
         config = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
@@ -793,7 +793,7 @@ class FaissVectorStore:
             "count": len(self._slot_of),
             "metadata": [dict(m) for m in self._metadata[: self._n_slots]],
         }
-        _write_file_atomically(directory / "store.json", json.dumps(config).encode())
+        (directory / "store.json").write_bytes(json.dumps(config).encode())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FaissVectorStore:
@@ -901,35 +901,3 @@ def _current_snapshot_name(target: Path) -> str | None:
     if not isinstance(name, str) or not name.startswith(_SNAPSHOT_PREFIX) or "/" in name or "\\" in name:
         return None
     return name
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then ``os.replace`` it."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)

@@ -21,7 +21,8 @@ switch tests off:
   still return true, descending scores for whatever they return.
 * ``returns_values`` (optional, default True): stores that declare it False
   skip the ``include_values`` tests and say why.
-* ``supports_persistence``: stores that declare it must round-trip through
+* ``supports_persistence``: stores that declare it must be
+  :class:`~two_stage_rec.protocols.Persistent` and round-trip through
   ``store.save(directory)`` / ``type(store).load(directory)``; the others skip
   that test and say why.
 
@@ -50,7 +51,7 @@ from two_stage_rec.errors import (
     NonFiniteVectorError,
 )
 from two_stage_rec.filters import filter_mask
-from two_stage_rec.protocols import VectorStore, returns_values
+from two_stage_rec.protocols import Persistent, VectorStore, returns_values
 from two_stage_rec.scoring import exact_scores, top_k_rows
 from two_stage_rec.types import METRICS, FloatMatrix, Metadata, Metric, QueryResult
 
@@ -675,18 +676,18 @@ class VectorStoreContract:
 
     def test_persistence_capability_is_honest(self) -> None:
         store = self._store("dotproduct")
-        has_methods = callable(getattr(store, "save", None)) and callable(getattr(type(store), "load", None))
-        assert has_methods == store.supports_persistence
+        assert isinstance(store, Persistent) == store.supports_persistence
 
     def test_save_load_round_trip(self, tmp_path: Path) -> None:
         store, ids, vectors, _ = self._filled(self.oracle_size, "cosine", with_metadata=True)
         if not store.supports_persistence:
             pytest.skip(f"{type(store).__name__} declares supports_persistence=False")
+        assert isinstance(store, Persistent)
         self._delete(store, ids[:10])
         self._upsert(store, ids[10:15], vectors[10:15] * 2.0, [{"genre": "changed"}] * 5)
         target = tmp_path / "saved store"
-        store.save(target)  # type: ignore[attr-defined]
-        loaded: VectorStore = type(store).load(target)  # type: ignore[attr-defined]
+        store.save(target)
+        loaded = type(store).load(target)
         before, after = store.describe(), loaded.describe()
         assert (after.count, after.dimension, after.metric) == (before.count, before.dimension, before.metric)
         assert loaded.is_exact == store.is_exact
@@ -705,5 +706,5 @@ class VectorStoreContract:
         self._upsert(loaded, ["after-load"], vectors[:1])
         assert loaded.describe().count == before.count + 1
         assert store.describe().count == before.count
-        store.save(target)  # type: ignore[attr-defined]  # saving over a previous save
-        assert type(store).load(target).describe().count == before.count  # type: ignore[attr-defined]
+        store.save(target)  # saving over a previous save
+        assert type(store).load(target).describe().count == before.count

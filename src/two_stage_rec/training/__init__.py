@@ -25,7 +25,7 @@ from two_stage_rec.training.config import (
 )
 from two_stage_rec.training.data import SideFeatures
 from two_stage_rec.training.export import export_models
-from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse, sampled_auc
+from two_stage_rec.training.metrics import factorized_top_k_accuracy, sampled_auc
 from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.pipeline import train_models
 from two_stage_rec.training.report import TrainingReport
@@ -41,7 +41,6 @@ __all__ = [
     "TrainingReport",
     "export_models",
     "factorized_top_k_accuracy",
-    "rmse",
     "sampled_auc",
     "train_models",
 ]

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from two_stage_rec._atomic import fsync_directory, fsync_tree, replace_directory
 from two_stage_rec.errors import PersistenceError
 from two_stage_rec.training.models import TrainedModels
 
@@ -24,8 +25,12 @@ __all__ = ["export_models"]
 def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_models: bool = True) -> Path:
     """Write ``models`` to the directory ``path`` (created if needed), for :func:`~two_stage_rec.bundle.load_models`.
 
-    Everything is first written to a temporary directory inside ``path``; only
-    when all files are complete do they replace the same-named entries.
+    Everything is first written to a temporary directory inside ``path`` and
+    fsynced; only when all files are complete does each replace its same-named
+    entry (a file with ``os.replace``, a SavedModel directory with
+    :func:`~two_stage_rec._atomic.replace_directory`). Other entries of
+    ``path`` are left alone, so unlike a bundle the directory as a whole is
+    not swapped: each entry is old or new, never half-written.
 
     Args:
         models: the trained models.
@@ -62,11 +67,13 @@ def export_models(models: TrainedModels, path: str | os.PathLike[str], *, saved_
         )
         wall = dict(models.report.wall_time_s, export=round(time.perf_counter() - started, 3))
         dataclasses.replace(models.report, wall_time_s=wall).save(staging / REPORT)
+        fsync_tree(staging)
         for name in [*names, REPORT]:
-            target = root / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(staging / name, target)
+            if (staging / name).is_dir():
+                replace_directory(staging / name, root / name)
+            else:
+                os.replace(staging / name, root / name)
+        fsync_directory(root)
     except OSError as exc:
         raise PersistenceError(f"cannot write models to {root}: {exc}") from exc
     finally:

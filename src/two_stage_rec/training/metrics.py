@@ -1,4 +1,7 @@
-"""Exact numpy metrics for the two models (no TensorFlow needed)."""
+"""Exact numpy metrics for the two models while they train (no TensorFlow needed).
+
+Rating errors of a trained model are :mod:`two_stage_rec.evaluation.metrics`' (one ``rmse``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec.evaluation.metrics import rmse
 from two_stage_rec.types import FloatMatrix
 
-__all__ = ["binary_log_loss", "factorized_top_k_accuracy", "rmse", "sampled_auc"]
+__all__ = ["binary_log_loss", "factorized_top_k_accuracy", "rmse_or_nan", "sampled_auc"]
 
 
 def factorized_top_k_accuracy(
@@ -46,10 +50,18 @@ def factorized_top_k_accuracy(
     return {int(k): float((ranks < k).mean()) if n else 0.0 for k in ks}
 
 
-def rmse(predicted: npt.ArrayLike, actual: npt.ArrayLike) -> float:
-    """Root mean squared error (lower is better)."""
-    difference = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
-    return float(np.sqrt(np.mean(difference**2)))
+def rmse_or_nan(predicted: npt.ArrayLike, actual: npt.ArrayLike) -> float:
+    """:func:`two_stage_rec.evaluation.metrics.rmse`, or NaN where it would refuse the input.
+
+    Training measures models while they learn: a diverged epoch's non-finite
+    predictions (or an empty split) are recorded as NaN, which no epoch
+    selection prefers, instead of stopping the run.
+    """
+    pred = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    true = np.asarray(actual, dtype=np.float64).reshape(-1)
+    if pred.size == 0 or not (np.isfinite(pred).all() and np.isfinite(true).all()):
+        return float("nan")
+    return rmse(pred, true)
 
 
 def sampled_auc(

@@ -19,7 +19,7 @@ from two_stage_rec.training.data import (
     hold_out_rows,
     vocabulary,
 )
-from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse, sampled_auc
+from two_stage_rec.training.metrics import factorized_top_k_accuracy, rmse_or_nan, sampled_auc
 from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.report import TrainingReport
 from two_stage_rec.types import FloatMatrix
@@ -161,7 +161,7 @@ def train_models(
             pairs: FloatMatrix = np.concatenate(
                 [user_table[user_rows_of(log.user_ids)], item_table[item_rows_of(log.item_ids)]], axis=1
             )
-            metrics[f"scoring/{split_name}/rmse"] = rmse(scoring.reranker.forward(pairs), log.ratings)
+            metrics[f"scoring/{split_name}/rmse"] = rmse_or_nan(scoring.reranker.forward(pairs), log.ratings)
     data = {
         "train_ratings": len(train_log),
         "users": len(user_keys),

@@ -35,7 +35,7 @@ from two_stage_rec.rerankers.mlp import MLPReranker
 from two_stage_rec.training._tf import keras, tf
 from two_stage_rec.training.config import RetrievalConfig, ScoringConfig
 from two_stage_rec.training.data import NegativeSampler, event_weights
-from two_stage_rec.training.metrics import binary_log_loss, rmse, sampled_auc
+from two_stage_rec.training.metrics import binary_log_loss, rmse_or_nan, sampled_auc
 from two_stage_rec.training.progress import EpochProgress
 from two_stage_rec.training.retrieval import in_batch_softmax_loss, log_item_frequency, validation_accuracy
 from two_stage_rec.training.towers import Tower
@@ -377,7 +377,7 @@ class _Validation:
         scores = np.asarray(model(tf.concat([users, self.item_tower.from_rows(self.item_rows)], axis=1)).numpy())
         if not self.implicit:
             assert self.log.ratings is not None
-            error = rmse(scores, self.log.ratings)
+            error = rmse_or_nan(scores, self.log.ratings)
             record["validation_rmse"] = error
             return -error
         negative_pairs = tf.concat(

@@ -24,10 +24,14 @@ from typing import Literal, TypeAlias, get_args
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError
 
-__all__ = ["PROTOCOLS", "Protocol", "ProtocolSpec", "protocol_spec", "split_for_protocol"]
+__all__ = ["MOVIELENS_PROTOCOLS", "MovieLensProtocol", "ProtocolSpec", "protocol_spec", "split_for_protocol"]
 
-Protocol: TypeAlias = Literal["random", "stratified", "u1", "temporal"]
-PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
+MovieLensProtocol: TypeAlias = Literal["random", "stratified", "u1", "temporal"]
+"""MovieLens-100K's named protocols: ``random`` (the notebook's 80/20, seed 42),
+``stratified`` (per user 75/25, seed 42: the published top-k tables),
+``u1`` (GroupLens' canonical files), ``temporal`` (each user's latest 20%)."""
+
+MOVIELENS_PROTOCOLS: tuple[MovieLensProtocol, ...] = get_args(MovieLensProtocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +45,13 @@ class ProtocolSpec:
         measure_rating_errors: whether RMSE/MAE of the scoring model is a headline number.
     """
 
-    name: Protocol
+    name: MovieLensProtocol
     description: str
     reference: str
     measure_rating_errors: bool
 
 
-_SPECS: dict[Protocol, ProtocolSpec] = {
+_SPECS: dict[MovieLensProtocol, ProtocolSpec] = {
     "random": ProtocolSpec(
         "random",
         "uniformly random 80/20 split of all 100,000 ratings (seed 42), as in the notebook",
@@ -79,12 +83,12 @@ def protocol_spec(name: str) -> ProtocolSpec:
     """The :class:`ProtocolSpec` of ``name``.
 
     Raises:
-        InvalidInputError: ``name`` is not one of :data:`PROTOCOLS`.
+        InvalidInputError: ``name`` is not one of :data:`MOVIELENS_PROTOCOLS`.
     """
     for protocol, spec in _SPECS.items():
         if protocol == name:
             return spec
-    raise InvalidInputError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    raise InvalidInputError(f"unknown protocol {name!r}; choose one of {', '.join(MOVIELENS_PROTOCOLS)}")
 
 
 def split_for_protocol(
@@ -93,7 +97,7 @@ def split_for_protocol(
     """``(train, test)`` of a protocol: MovieLens-100K ratings (ids ``"1"``.., ratings 1..5, timestamps).
 
     Args:
-        name: one of :data:`PROTOCOLS`.
+        name: one of :data:`MOVIELENS_PROTOCOLS`.
         data_dir: an ``ml-100k`` folder; None uses ``$TWO_STAGE_REC_DATA``, the
             cache, or a verified download (see :mod:`two_stage_rec.datasets`).
         progress: show download progress when a download is needed.
