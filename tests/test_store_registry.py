@@ -101,7 +101,7 @@ def works(store: VectorStore, dimension: int) -> None:
 
 
 def test_built_in_names() -> None:
-    assert set(BUILTIN_STORES) == {"faiss", "memory", "pinecone"}
+    assert set(BUILTIN_STORES) == {"faiss", "memory", "pgvector", "pinecone"}
     names = store_names()
     assert {"faiss", "memory", "pinecone"} <= set(names) and names == sorted(names)
 
@@ -132,7 +132,7 @@ def test_open_faiss_with_settings() -> None:
 
 
 def test_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(InvalidInputError, match=r"unknown store 'redis'; choose one of faiss, memory, pinecone"):
+    with pytest.raises(InvalidInputError, match=r"unknown store 'redis'; choose one of faiss, memory, pgvector, pinecone"):
         open_store("redis", dimension=4)
 
 

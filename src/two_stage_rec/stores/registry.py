@@ -34,6 +34,7 @@ ENTRY_POINT_GROUP = "two_stage_rec.stores"
 BUILTIN_STORES: dict[str, str] = {
     "faiss": "two_stage_rec.stores.faiss:FaissVectorStore",
     "memory": "two_stage_rec.stores.memory:InMemoryVectorStore",
+    "pgvector": "two_stage_rec.stores.pgvector:PgvectorVectorStore",
     "pinecone": "two_stage_rec.stores.pinecone:PineconeVectorStore",
 }
 """Name -> ``module:attribute`` of the stores this package ships (also declared as entry points)."""
