@@ -379,9 +379,16 @@ def test_empty_store_is_live_but_not_ready(catalogue: tuple[list[str], FloatMatr
 
 def test_openapi_schema_documents_every_endpoint(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/recommendations/{user_id}", "/recommendations", "/healthz", "/readyz", "/stats"}
+    assert set(schema["paths"]) == {
+        "/recommendations/{user_id}",
+        "/recommendations",
+        "/healthz",
+        "/readyz",
+        "/stats",
+        "/metrics",
+    }  # no admin endpoints without an admin token
     one = schema["paths"]["/recommendations/{user_id}"]["get"]
-    assert {p["name"] for p in one["parameters"]} == {"user_id", "k", "candidates", "rerank", "exclude_seen"}
+    assert {p["name"] for p in one["parameters"]} == {"user_id", "k", "candidates", "rerank", "exclude_seen", "filter"}
     assert all(p.get("description") for p in one["parameters"])
     assert set(one["responses"]) >= {"200", "400", "404", "422", "503"}
     assert one["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

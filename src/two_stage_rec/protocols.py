@@ -17,11 +17,12 @@ probing for undeclared attributes):
 |---|---|---|
 | ``input_width`` | :class:`DeclaresInputWidth` | unknown: a mismatch shows at the first score |
 | ``returns_values`` | :class:`DeclaresValues` | True: ``include_values`` returns vectors |
+| ``concurrent_writes`` | :class:`DeclaresConcurrentWrites` | False: writes must not overlap any other call |
 | ``close()`` | :class:`Closeable` | nothing to release |
 | ``wait_until_count(n)`` | :class:`EventuallyConsistent` | writes are visible at once |
 | ``save(path)`` / ``load(path)`` | :class:`Persistent` | the store cannot be saved (``supports_persistence`` False) |
 
-:func:`input_width` and :func:`returns_values` read the first two with their defaults.
+:func:`input_width`, :func:`returns_values` and :func:`concurrent_writes` read the first three with their defaults.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from two_stage_rec.types import (
 
 __all__ = [
     "Closeable",
+    "DeclaresConcurrentWrites",
     "DeclaresInputWidth",
     "DeclaresValues",
     "Embedder",
@@ -54,6 +56,7 @@ __all__ = [
     "Persistent",
     "Reranker",
     "VectorStore",
+    "concurrent_writes",
     "input_width",
     "returns_values",
 ]
@@ -248,6 +251,24 @@ class DeclaresValues(Protocol):
 
 
 @runtime_checkable
+class DeclaresConcurrentWrites(Protocol):
+    """A store that states whether writes may overlap queries and other writes.
+
+    With ``concurrent_writes`` True, ``upsert`` and ``delete`` may run while
+    other threads query, fetch or write: a query sees the store wholly before
+    or wholly after each write (never a padding id, never an item that fails
+    the filter, never an id whose delete has returned). The in-memory and
+    FAISS stores declare it; a service updates its catalogue live only on such
+    a store (or a remote one, which serialises writes itself).
+    """
+
+    @property
+    def concurrent_writes(self) -> bool:
+        """True when writes may overlap any other call."""
+        ...
+
+
+@runtime_checkable
 class Closeable(Protocol):
     """Holds connections or threads (e.g. Pinecone's HTTP pool) that ``close()`` releases."""
 
@@ -308,3 +329,8 @@ def input_width(reranker: Reranker) -> int | None:
 def returns_values(store: VectorStore) -> bool:
     """Whether a store returns stored vectors (:class:`DeclaresValues`); True when it does not say."""
     return bool(store.returns_values) if isinstance(store, DeclaresValues) else True
+
+
+def concurrent_writes(store: VectorStore) -> bool:
+    """Whether writes may overlap other calls (:class:`DeclaresConcurrentWrites`); False when the store does not say."""
+    return bool(store.concurrent_writes) if isinstance(store, DeclaresConcurrentWrites) else False

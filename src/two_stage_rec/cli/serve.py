@@ -84,6 +84,18 @@ def serve(
             help="Server processes, each with its own copy of the index (more throughput on more cores).",
         ),
     ] = 1,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-token",
+            envvar="TWO_STAGE_REC_ADMIN_TOKEN",
+            show_default=False,
+            show_envvar=True,
+            help="Enable the admin endpoints (POST /admin/reload, PUT/DELETE /admin/items) behind this bearer "
+            "token (at least 16 characters). Prefer the environment variable: a command line is visible to "
+            "every user of the machine.",
+        ),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP from any bundle: user id in, top-k items out.
 
@@ -91,13 +103,15 @@ def serve(
     until Ctrl-C, serving the bundle's recommended reranker unless --reranker
     says otherwise. Concurrent requests are answered in batches; --workers N
     runs N processes, each with its own index. Endpoints: GET /recommendations/{user_id}, POST
-    /recommendations, GET /healthz, /readyz, /stats; interactive docs at /docs.
+    /recommendations, GET /healthz, /readyz, /stats, /metrics; with an admin token also
+    POST /admin/reload and PUT/DELETE /admin/items; interactive docs at /docs.
     """
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         from two_stage_rec.serving import BatchingSettings, run, run_workers
+        from two_stage_rec.serving.admin import AdminToken
         from two_stage_rec.serving.service import ServiceSettings, build_service
 
         settings = ServiceSettings(
@@ -108,6 +122,8 @@ def serve(
             reranker=reranker.value,
             fallback=fallback,
             batching=BatchingSettings(max_wait_ms=batch_wait_ms, max_batch_size=max_batch_size) if batching else None,
+            admin_token=AdminToken(admin_token) if admin_token else None,
+            workers=workers,
         )
         if workers > 1:
             from two_stage_rec.bundle import read_bundle
@@ -140,10 +156,8 @@ def serve(
         f"indexed {served.indexed:,} items in a {store.value} store ({backend.value} models from {models}, "
         f"reranker {served.reranker_name}); serving on http://{host}:{port} (docs: /docs)"
     )
-    try:
-        run(app, host=host, port=port, log_level=log_level.value)
-    finally:
-        served.close()
+    # The app owns the store from here: it closes it at shutdown (or when a reload replaces it).
+    run(app, host=host, port=port, log_level=log_level.value)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,14 @@ Endpoints (all JSON; every score is higher-is-better):
 * ``POST /recommendations`` — top-k for many users, with an optional metadata
   filter and per-user exclusions, in one vectorised call.
 * ``GET  /healthz`` — liveness; ``GET /readyz`` — the store holds items;
-  ``GET /stats`` — what the store reports about itself.
+  ``GET /stats`` — what the store reports about itself; ``GET /metrics`` —
+  Prometheus metrics (:mod:`two_stage_rec.serving.metrics`).
+* ``POST /admin/reload``, ``PUT``/``DELETE /admin/items`` — live model swap and
+  catalogue updates, behind a bearer token (:mod:`two_stage_rec.serving.admin`).
+
+Every request is answered by one :class:`~two_stage_rec.serving.pipeline.Pipeline`
+(recommender, titles, seen items of one bundle), taken once from the
+:class:`~two_stage_rec.serving.pipeline.PipelineSlot` that a reload swaps.
 
 Concurrent ``GET /recommendations/{user_id}`` requests are micro-batched
 (:mod:`two_stage_rec.serving.batching`): gathered by one worker thread into
@@ -24,21 +31,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from two_stage_rec._optional import require
 
 require("fastapi", extra="serve")
 
-from fastapi import FastAPI, Path, Query, Request  # noqa: E402
+from fastapi import Depends, FastAPI, Query, Request  # noqa: E402
+from fastapi import Path as PathParameter  # noqa: E402
 from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse, Response  # noqa: E402
+from fastapi.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from two_stage_rec import __version__  # noqa: E402
+from two_stage_rec.assembly import AssembledRecommender  # noqa: E402
 from two_stage_rec.errors import (  # noqa: E402
     InvalidFilterError,
     InvalidInputError,
@@ -47,11 +59,17 @@ from two_stage_rec.errors import (  # noqa: E402
     TwoStageRecError,
     UnknownUserError,
 )
+from two_stage_rec.filters import compile_filter  # noqa: E402
 from two_stage_rec.recommender import Recommendation, Recommender  # noqa: E402
+from two_stage_rec.serving.admin import AdminToken, BundleLoader, install_admin_routes  # noqa: E402
 from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each  # noqa: E402
+from two_stage_rec.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE  # noqa: E402
+from two_stage_rec.serving.metrics import MetricsMiddleware, ServiceMetrics, instrument  # noqa: E402
+from two_stage_rec.serving.pipeline import Pipeline, PipelineSlot  # noqa: E402
 from two_stage_rec.serving.schemas import (  # noqa: E402
     DEFAULT_CANDIDATES,
     MAX_CANDIDATES,
+    MAX_FILTER_LENGTH,
     MAX_ID_LENGTH,
     MAX_K,
     BatchRecommendationRequest,
@@ -66,7 +84,7 @@ from two_stage_rec.serving.schemas import (  # noqa: E402
     user_recommendations,
 )
 
-__all__ = ["DEFAULT_BATCHING", "create_app"]
+__all__ = ["DEFAULT_BATCHING", "create_app", "create_bundle_app"]
 
 DEFAULT_BATCHING = BatchingSettings()
 """Micro-batching as ``create_app`` and ``two-stage-rec serve`` configure it by default."""
@@ -91,7 +109,9 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-UserIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The user's id, e.g. `42`.")]
+UserIdPath = Annotated[
+    str, PathParameter(min_length=1, max_length=MAX_ID_LENGTH, description="The user's id, e.g. `42`.")
+]
 KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="Recommendations wanted.")]
 CandidatesQuery = Annotated[
     int | None,
@@ -103,13 +123,56 @@ CandidatesQuery = Annotated[
 ]
 RerankQuery = Annotated[bool, Query(description="Rerank with the reranker (when one is configured).")]
 ExcludeSeenQuery = Annotated[bool, Query(description="Leave out items the service knows the user has already rated.")]
+FilterQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_FILTER_LENGTH,
+        description="A metadata filter as a JSON object, in the filter language of `POST /recommendations`, "
+        'e.g. `{"genres": {"$in": ["Comedy"]}, "year": {"$lt": 1980}}` (URL-encoded).',
+    ),
+]
+_GET_PARAMETERS = frozenset({"k", "candidates", "rerank", "exclude_seen", "filter"})
 
 _ONE_USER_DESCRIPTION = """Top-k items for one user, best first.
 
 Retrieves `candidates` items nearest to the user's vector, reranks them with the
 scoring model (unless `rerank=false`), and returns the best `k`. An unknown user gets
 404, or the most popular items (`source="fallback"`) when the service has a fallback.
+`filter` (a JSON object) restricts the items, as in `POST /recommendations`; an
+unknown query parameter is an error (422), never silently ignored.
 Concurrent requests are answered together, in batches."""
+
+
+def _parse_filter(raw: str | None) -> str | None:
+    """The GET ``filter`` parameter checked and in canonical JSON (equal filters batch together), or None.
+
+    Raises:
+        InvalidFilterError: not JSON, not an object, or not valid in the filter language.
+    """
+    if raw is None:
+        return None
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidFilterError(f"filter must be a JSON object: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(spec, dict):
+        raise InvalidFilterError(f"filter must be a JSON object, got {type(spec).__name__}")
+    if not spec:
+        return None
+    compile_filter(spec)  # raises InvalidFilterError, answered 400 before the request is queued
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _only_known_parameters(request: Request) -> None:
+    """Unknown query parameters are a mistake (a misspelt ``filter`` would silently answer unfiltered): 422."""
+    unknown = sorted(set(request.query_params) - _GET_PARAMETERS)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", name), "msg": "Unknown query parameter", "input": None}
+                for name in unknown
+            ]
+        )
 
 
 def create_app(
@@ -119,6 +182,8 @@ def create_app(
     seen_items: Mapping[str, Collection[str]] | None = None,
     title: str = "two_stage_rec recommendation service",
     batching: BatchingSettings | None = DEFAULT_BATCHING,
+    admin_token: AdminToken | str | None = None,
+    metrics: bool = True,
 ) -> FastAPI:
     """Build the service around a ready recommender (items already indexed).
 
@@ -136,6 +201,12 @@ def create_app(
             ``max_batch_size`` requests, waiting at most ``max_wait_ms`` for
             others, and only under load). None answers each request with its
             own call in FastAPI's thread pool.
+        admin_token: enables the admin endpoints (:mod:`two_stage_rec.serving.admin`)
+            behind this bearer token; None (default): they do not exist. An app
+            built here can update its catalogue but not reload (use
+            :func:`create_bundle_app`); catalogue updates keep a fallback in step
+            only when it is a :class:`~two_stage_rec.serving.catalogue.CatalogueFallback`.
+        metrics: serve Prometheus metrics at ``/metrics`` (:mod:`two_stage_rec.serving.metrics`).
 
     Returns:
         A FastAPI app; run it with uvicorn (``two-stage-rec serve`` does) or call
@@ -145,27 +216,132 @@ def create_app(
     FastAPI's thread pool, concurrently, so the recommender's store must allow
     concurrent queries (the in-memory and FAISS stores do).
     """
-    titles: Mapping[str, str] = item_titles or {}
-    # Frozen once here, not per request: a heavy user has hundreds of rated items.
-    seen: dict[str, frozenset[str]] = {str(u): frozenset(items) for u, items in (seen_items or {}).items()}
+    service_metrics = _new_metrics() if metrics else None
+    base = instrument(recommender, service_metrics) if service_metrics is not None else recommender
+    pipeline = Pipeline.from_recommender(base, item_titles=item_titles, seen_items=seen_items)
+    return _build_app(
+        pipeline,
+        title=title,
+        batching=batching,
+        admin_token=_token(admin_token),
+        loader=None,
+        workers=1,
+        metrics=service_metrics,
+    )
 
-    def answer_group(group: _Group, requests: list[tuple[str, frozenset[str]]]) -> list[bytes | Exception]:
+
+def create_bundle_app(
+    served: AssembledRecommender,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    loader: BundleLoader | None = None,
+    title: str = "two_stage_rec recommendation service",
+    batching: BatchingSettings | None = DEFAULT_BATCHING,
+    admin_token: AdminToken | str | None = None,
+    workers: int = 1,
+    metrics: bool = True,
+) -> FastAPI:
+    """Build the service around an assembled bundle; the app owns it from now on.
+
+    As :func:`create_app`, with the bundle's titles and seen items, and the admin
+    endpoints complete: ``POST /admin/reload`` assembles another bundle with
+    ``loader`` and swaps it in, and catalogue updates reach the popularity
+    fallback too. The app closes the store of each bundle it stops serving
+    (after a reload, and at shutdown).
+
+    Args:
+        served: the assembled bundle (:func:`~two_stage_rec.assembly.assemble`).
+        path: where the bundle was read from; what a reload without a path reads again.
+        loader: assembles the bundle at a path (same store kind and settings);
+            None: reloads answer 501.
+        title: the OpenAPI title.
+        batching: as in :func:`create_app`.
+        admin_token: as in :func:`create_app`.
+        workers: processes serving the same port (``serve --workers``); above 1,
+            the admin endpoints answer 501, as an update would reach one worker only.
+        metrics: as in :func:`create_app`.
+    """
+    service_metrics = _new_metrics() if metrics else None
+    wrap = partial(instrument, metrics=service_metrics) if service_metrics is not None else None
+
+    def make_pipeline(assembled: AssembledRecommender, where: Path | None) -> Pipeline:
+        return Pipeline.from_assembled(assembled, where, instrument=wrap)
+
+    return _build_app(
+        make_pipeline(served, Path(path) if path is not None else None),
+        title=title,
+        batching=batching,
+        admin_token=_token(admin_token),
+        loader=loader,
+        make_pipeline=make_pipeline,
+        workers=workers,
+        metrics=service_metrics,
+    )
+
+
+def _token(token: AdminToken | str | None) -> AdminToken | None:
+    return AdminToken(token) if isinstance(token, str) else token
+
+
+def _new_metrics() -> ServiceMetrics:
+    return ServiceMetrics()
+
+
+def _build_app(
+    initial: Pipeline,
+    *,
+    title: str,
+    batching: BatchingSettings | None,
+    admin_token: AdminToken | None,
+    loader: BundleLoader | None,
+    workers: int,
+    metrics: ServiceMetrics | None,
+    make_pipeline: Callable[[AssembledRecommender, Path], Pipeline] | None = None,
+) -> FastAPI:
+    slot = PipelineSlot(initial)
+
+    def count_fallbacks(outcomes: Sequence[object]) -> None:
+        if metrics is None:
+            return
+        fallbacks = sum(
+            1 for outcome in outcomes if isinstance(outcome, list) and outcome and outcome[0].source == "fallback"
+        )
+        if fallbacks:
+            metrics.fallbacks.inc(fallbacks)
+
+    def answer_group(pipeline: Pipeline, group: _Group, requests: list[tuple[str, bool]]) -> list[bytes | Exception]:
         users = [user_id for user_id, _ in requests]
         outcomes = recommend_each(
-            recommender,
+            pipeline.recommender,
             users,
-            [excluded for _, excluded in requests],
+            [pipeline.excluded_for(user_id, exclude_seen) for user_id, exclude_seen in requests],
             k=group.k,
             candidates=group.candidates,
             filter=json.loads(group.filter) if group.filter is not None else None,
             rerank=group.rerank,
         )
+        count_fallbacks(outcomes)
         return [
-            outcome if isinstance(outcome, Exception) else user_json(user_id, outcome)
+            outcome if isinstance(outcome, Exception) else user_json(pipeline, user_id, outcome)
             for user_id, outcome in zip(users, outcomes, strict=True)
         ]
 
-    batcher = MicroBatcher(answer_group, batching, name="recommendation-batches") if batching is not None else None
+    @contextmanager
+    def one_pipeline_per_batch() -> Iterator[Callable[[_Group, list[tuple[str, bool]]], Sequence[bytes | Exception]]]:
+        # The pipeline is read once per batch: a reload swaps it between batches, never within one.
+        with slot.use() as pipeline:
+            yield partial(answer_group, pipeline)
+
+    batcher = (
+        MicroBatcher[_Group, tuple[str, bool], bytes].per_batch(
+            one_pipeline_per_batch, batching, name="recommendation-batches"
+        )
+        if batching is not None
+        else None
+    )
+    if batcher is not None and metrics is not None:
+        batcher.observe_batch = metrics.observe_batch
+    wait_for_reload: Callable[[], None] = lambda: None  # noqa: E731  # replaced when admin routes exist
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,6 +349,8 @@ def create_app(
         # uvicorn has finished the in-flight requests by now; the worker answers what is queued and stops.
         if batcher is not None:
             await asyncio.to_thread(batcher.close)
+        await asyncio.to_thread(wait_for_reload)
+        await asyncio.to_thread(slot.current.close_when_idle, 10.0)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -183,16 +361,11 @@ def create_app(
             "index, rerank them with a scoring model. Every score is higher-is-better."
         ),
     )
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    def title_of(recommendation: Recommendation) -> str | None:
-        return titles.get(recommendation.item_id) or _metadata_title(recommendation)
-
-    def user_json(user_id: str, recommendations: list[Recommendation]) -> bytes:
-        return recommendations_json(user_recommendations(user_id, recommendations, title_of))
-
-    def excluded_for(user_id: str, exclude_seen: bool, extra: Collection[str] = ()) -> frozenset[str]:
-        already_seen = seen.get(user_id, frozenset()) if exclude_seen else frozenset()
-        return already_seen | frozenset(extra) if extra else already_seen
+    def user_json(pipeline: Pipeline, user_id: str, recommendations: list[Recommendation]) -> bytes:
+        return recommendations_json(user_recommendations(user_id, recommendations, pipeline.title_of))
 
     # The recommendation endpoints never run the numpy work on the event loop. A
     # request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items) product,
@@ -209,9 +382,13 @@ def create_app(
     # re-validate the returned model against `response_model` (for a `def` endpoint,
     # in a second thread-pool hop). `response_model` stays declared so the OpenAPI
     # schema documents the body.
+    #
+    # Every request is answered by one pipeline (`slot.use()`), so a live model swap
+    # never mixes two bundles in one answer.
 
     get_one = app.get(
         "/recommendations/{user_id}",
+        dependencies=[Depends(_only_known_parameters)],
         response_model=UserRecommendations,
         responses=_ERROR_RESPONSES,
         summary="Recommend items for one user",
@@ -229,9 +406,11 @@ def create_app(
             candidates: CandidatesQuery = None,
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
+            filter: FilterQuery = None,
         ) -> Response:
-            group = _Group(k, candidates if candidates is not None else max(k, DEFAULT_CANDIDATES), rerank, None)
-            body = await micro_batcher.submit(group, (user_id, excluded_for(user_id, exclude_seen)))
+            chosen = candidates if candidates is not None else max(k, DEFAULT_CANDIDATES)
+            group = _Group(k, chosen, rerank, _parse_filter(filter))
+            body = await micro_batcher.submit(group, (user_id, exclude_seen))
             return Response(body, media_type="application/json")
 
     else:
@@ -243,15 +422,20 @@ def create_app(
             candidates: CandidatesQuery = None,
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
+            filter: FilterQuery = None,
         ) -> Response:
-            recommendations = recommender.recommend(
-                user_id,
-                k=k,
-                candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
-                exclude=excluded_for(user_id, exclude_seen),
-                rerank=rerank,
-            )
-            return Response(user_json(user_id, recommendations), media_type="application/json")
+            canonical = _parse_filter(filter)
+            with slot.use() as pipeline:
+                recommendations = pipeline.recommender.recommend(
+                    user_id,
+                    k=k,
+                    candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
+                    exclude=pipeline.excluded_for(user_id, exclude_seen),
+                    filter=json.loads(canonical) if canonical is not None else None,
+                    rerank=rerank,
+                )
+                count_fallbacks([recommendations])
+                return Response(user_json(pipeline, user_id, recommendations), media_type="application/json")
 
     @app.post(
         "/recommendations",
@@ -268,18 +452,20 @@ def create_app(
         request fails with 404 and `user_ids` lists every unknown id.
         """
         extra = request.exclude or {}
-        batches = recommender.recommend_batch(
-            request.user_ids,
-            k=request.k,
-            candidates=request.candidates if request.candidates is not None else max(request.k, DEFAULT_CANDIDATES),
-            exclude=[excluded_for(u, request.exclude_seen, extra.get(u, ())) for u in request.user_ids],
-            filter=request.filter or None,
-            rerank=request.rerank,
-        )
-        results = [
-            user_recommendations(user_id, recommendations, title_of)
-            for user_id, recommendations in zip(request.user_ids, batches, strict=True)
-        ]
+        with slot.use() as pipeline:
+            batches = pipeline.recommender.recommend_batch(
+                request.user_ids,
+                k=request.k,
+                candidates=request.candidates if request.candidates is not None else max(request.k, DEFAULT_CANDIDATES),
+                exclude=[pipeline.excluded_for(u, request.exclude_seen, extra.get(u, ())) for u in request.user_ids],
+                filter=request.filter or None,
+                rerank=request.rerank,
+            )
+            count_fallbacks(batches)
+            results = [
+                user_recommendations(user_id, recommendations, pipeline.title_of)
+                for user_id, recommendations in zip(request.user_ids, batches, strict=True)
+            ]
         return Response(recommendations_json({"results": results}), media_type="application/json")
 
     # Liveness must answer even when every worker thread is busy computing, so it is
@@ -298,9 +484,10 @@ def create_app(
         tags=["operations"],
     )
     def readyz() -> Response:
-        """200 when the store answers and holds at least one item, else 503."""
+        """200 when the store answers and holds at least one item, else 503 (a reload keeps it 200)."""
         try:
-            count = recommender.store.describe().count
+            with slot.use() as pipeline:
+                count = pipeline.recommender.store.describe().count
         except StoreError as exc:
             logger.warning("readiness check: store did not answer: %s", exc)
             body = ReadinessResponse(ready=False, count=None, detail="the vector store did not answer")
@@ -318,7 +505,9 @@ def create_app(
     )
     def stats() -> Response:
         """The store's backend, dimension, metric and count, and the recommender's composition."""
-        described = recommender.store.describe()
+        with slot.use() as pipeline:
+            recommender = pipeline.recommender
+            described = recommender.store.describe()
         return _json(
             StatsResponse(
                 backend=described.backend,
@@ -331,8 +520,37 @@ def create_app(
             )
         )
 
+    if metrics is not None:
+        service_metrics = metrics
+
+        @app.get(
+            "/metrics",
+            response_class=PlainTextResponse,
+            summary="Prometheus metrics",
+            tags=["operations"],
+            responses={200: {"content": {"text/plain": {}}, "description": "The Prometheus text format."}},
+        )
+        def prometheus_metrics() -> Response:
+            """Request counts and latencies, batch sizes, store and reranker times, fallbacks, reloads."""
+            return Response(service_metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    if admin_token is not None:
+        wait_for_reload = install_admin_routes(
+            app,
+            token=admin_token,
+            slot=slot,
+            loader=loader,
+            make_pipeline=make_pipeline or _cannot_make_pipeline,
+            workers=workers,
+            metrics=metrics,
+        )
+
     _install_error_handlers(app)
     return app
+
+
+def _cannot_make_pipeline(served: AssembledRecommender, path: Path) -> Pipeline:
+    raise AssertionError("an app built around a bare recommender has no loader")
 
 
 class _Group(NamedTuple):
@@ -346,11 +564,6 @@ class _Group(NamedTuple):
 
 def _json(body: BaseModel, status_code: int = 200) -> Response:
     return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
-
-
-def _metadata_title(recommendation: Recommendation) -> str | None:
-    value = recommendation.metadata.get("title")
-    return value if isinstance(value, str) else None
 
 
 def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:

@@ -27,6 +27,9 @@ into batching:
   spin-wait against the event loop for the same cores. On the shared 2-core
   machine a 10-user FAISS batch took 55 ms at the median with OpenMP's two
   threads and 2 ms with one; 100 users, 112 ms against 12 ms.
+* A batch can be answered by one version of the model throughout
+  (:meth:`MicroBatcher.per_batch`): the answer function is chosen once when
+  the batch starts, so a live model swap never splits a batch.
 * Answers are handed back to each request's own future, one event-loop wake-up
   per batch. A failure of one request (an unknown user without a fallback, say)
   is that request's alone: :func:`recommend_each` isolates it.
@@ -41,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from two_stage_rec._optional import require
 from two_stage_rec.errors import InvalidInputError, StoreError, UnknownUserError
@@ -53,6 +56,8 @@ __all__ = ["BatchingSettings", "MicroBatcher", "recommend_each"]
 K = TypeVar("K")
 T = TypeVar("T")
 R = TypeVar("R")
+
+Answer: TypeAlias = Callable[[K, list[T]], Sequence[R | Exception]]
 
 MAX_WAIT_MS = 1000.0
 """Largest ``max_wait_ms`` accepted: a wait longer than a second is a mistake, not a setting."""
@@ -133,7 +138,9 @@ class MicroBatcher(Generic[K, T, R]):
         *,
         name: str = "micro-batcher",
     ) -> None:
-        self._answer = answer
+        self._begin: Callable[[], AbstractContextManager[Answer[K, T, R]]] = lambda: nullcontext(answer)
+        self.observe_batch: Callable[[int, float], None] | None = None
+        """Called on the worker thread after each batch with its size and duration in seconds (metrics)."""
         self.settings = settings or BatchingSettings()
         if self.settings.compute_threads is not None:
             require("threadpoolctl", extra="serve")
@@ -150,6 +157,33 @@ class MicroBatcher(Generic[K, T, R]):
         """Batches answered so far (one or more ``answer`` calls each)."""
         self.items = 0
         """Items answered so far."""
+
+    @classmethod
+    def per_batch(
+        cls,
+        begin: Callable[[], AbstractContextManager[Answer[K, T, R]]],
+        settings: BatchingSettings | None = None,
+        *,
+        name: str = "micro-batcher",
+    ) -> MicroBatcher[K, T, R]:
+        """A batcher whose answer function is chosen once per batch.
+
+        Args:
+            begin: called on the worker thread when a batch starts; the context
+                manager it returns yields the function that answers every group
+                of that batch, and is exited when they are all answered (before
+                the answers are handed back). The service uses it to answer a
+                batch wholly with the model version current when it started.
+            settings: the wait and size bounds.
+            name: the worker thread's name.
+        """
+
+        def unused(key: K, items: list[T]) -> Sequence[R | Exception]:
+            raise AssertionError("per_batch answers through begin()")
+
+        batcher = cls(unused, settings, name=name)
+        batcher._begin = begin
+        return batcher
 
     def __repr__(self) -> str:
         return f"MicroBatcher({self.settings!r}, batches={self.batches}, items={self.items})"
@@ -220,20 +254,29 @@ class MicroBatcher(Generic[K, T, R]):
             return [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
 
     def _run(self, batch: list[_Queued[K, T, R]]) -> None:
+        started = time.perf_counter()
         groups: dict[K, list[_Queued[K, T, R]]] = {}
         for queued in batch:
             groups.setdefault(queued.key, []).append(queued)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | Exception]]] = {}
-        for key, members in groups.items():
-            outcomes: Sequence[R | Exception]
-            try:
-                outcomes = self._answer(key, [member.item for member in members])
-                if len(outcomes) != len(members):
-                    raise RuntimeError(f"the batch answered {len(outcomes)} of {len(members)} items")
-            except Exception as exc:
-                outcomes = [exc] * len(members)
-            for member, outcome in zip(members, outcomes, strict=True):
-                by_loop.setdefault(member.loop, []).append((member.future, outcome))
+        try:
+            with self._begin() as answer:
+                for key, members in groups.items():
+                    outcomes: Sequence[R | Exception]
+                    try:
+                        outcomes = answer(key, [member.item for member in members])
+                        if len(outcomes) != len(members):
+                            raise RuntimeError(f"the batch answered {len(outcomes)} of {len(members)} items")
+                    except Exception as exc:
+                        outcomes = [exc] * len(members)
+                    for member, outcome in zip(members, outcomes, strict=True):
+                        by_loop.setdefault(member.loop, []).append((member.future, outcome))
+        except Exception as exc:  # begin() itself failed: every request of the batch gets its error
+            by_loop = {}
+            for member in batch:
+                by_loop.setdefault(member.loop, []).append((member.future, exc))
+        if self.observe_batch is not None:
+            self.observe_batch(len(batch), time.perf_counter() - started)
         self.batches += 1
         self.items += len(batch)
         self._last_size = len(batch)

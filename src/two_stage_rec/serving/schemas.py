@@ -34,6 +34,7 @@ __all__ = [
     "UserRecommendations",
     "MAX_BATCH_USERS",
     "MAX_CANDIDATES",
+    "MAX_FILTER_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_K",
     "DEFAULT_CANDIDATES",
@@ -56,6 +57,9 @@ MAX_BATCH_USERS = 1000
 
 MAX_ID_LENGTH = 512
 """Longest user or item id accepted (Pinecone's id limit)."""
+
+MAX_FILTER_LENGTH = 4096
+"""Longest ``filter`` query parameter accepted (JSON text), in characters."""
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 """A user or item id: a non-empty string of at most :data:`MAX_ID_LENGTH` characters."""
@@ -168,8 +172,9 @@ class ErrorResponse(BaseModel):
     """The body of every error the service returns on purpose."""
 
     error: str = Field(
-        description="Machine-readable code: `unknown_user`, `invalid_input`, `invalid_filter`, "
-        "`invalid_request`, `store_unavailable`, `store_error` or `internal_error`."
+        description="Machine-readable code: `unknown_user`, `unknown_items`, `invalid_input`, `invalid_filter`, "
+        "`invalid_request`, `store_unavailable`, `store_error`, `internal_error`; on the admin endpoints also "
+        "`unauthorized`, `forbidden`, `reload_in_progress`, `reload_failed` and `not_supported`."
     )
     detail: str = Field(description="What went wrong, for a human. Never holds secrets or stack traces.")
     user_ids: list[str] | None = Field(
@@ -177,6 +182,9 @@ class ErrorResponse(BaseModel):
     )
     errors: list[dict[str, Any]] | None = Field(
         default=None, description="For `invalid_request`: one entry per rejected field (pydantic's format)."
+    )
+    item_ids: list[str] | None = Field(
+        default=None, description="For `unknown_items`: every item id the item tower has no vector for."
     )
 
 

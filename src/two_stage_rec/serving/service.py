@@ -31,7 +31,8 @@ from fastapi import FastAPI
 from two_stage_rec.assembly import AssembledRecommender, assemble
 from two_stage_rec.bundle import ModelBackend, RerankerChoice
 from two_stage_rec.errors import InvalidInputError
-from two_stage_rec.serving.app import DEFAULT_BATCHING, create_app
+from two_stage_rec.serving.admin import ADMIN_TOKEN_ENV, AdminToken
+from two_stage_rec.serving.app import DEFAULT_BATCHING, create_bundle_app
 from two_stage_rec.serving.batching import BatchingSettings
 
 __all__ = ["ENV_PREFIX", "ServiceSettings", "app_from_environment", "build_service"]
@@ -55,6 +56,10 @@ class ServiceSettings:
         reranker: ``"recommended"``, ``"blend"``, ``"scoring"`` or ``"none"``.
         fallback: answer unknown users with the most popular items instead of 404.
         batching: micro-batching settings; None answers each request alone.
+        admin_token: enables the admin endpoints (reload, catalogue updates) behind
+            this bearer token; None: they do not exist. Read from
+            ``TWO_STAGE_REC_ADMIN_TOKEN`` (not prefixed: the same variable ``serve`` reads).
+        workers: processes serving the same port; above 1 the admin endpoints answer 501.
     """
 
     models: Path
@@ -64,11 +69,16 @@ class ServiceSettings:
     reranker: RerankerChoice = "recommended"
     fallback: bool = True
     batching: BatchingSettings | None = DEFAULT_BATCHING
+    admin_token: AdminToken | None = field(default=None, repr=False)
+    workers: int = 1
 
     def to_environment(self) -> dict[str, str]:
         """These settings as environment variables (``TWO_STAGE_REC_SERVE_*``), for worker processes."""
         batching = self.batching
+        secret = {ADMIN_TOKEN_ENV: self.admin_token.reveal()} if self.admin_token is not None else {}
         return {
+            **secret,
+            f"{ENV_PREFIX}WORKERS": str(self.workers),
             f"{ENV_PREFIX}MODELS": str(self.models),
             f"{ENV_PREFIX}STORE": self.store,
             f"{ENV_PREFIX}STORE_SETTINGS": json.dumps(dict(self.store_settings)),
@@ -134,7 +144,13 @@ class ServiceSettings:
             if flag("BATCHING", True)
             else None
         )
+        workers = number("WORKERS", 1)
+        if not workers.is_integer() or workers < 1:
+            raise InvalidInputError(f"{ENV_PREFIX}WORKERS must be a positive integer, got {workers!r}")
+        token = env.get(ADMIN_TOKEN_ENV)
         return cls(
+            admin_token=AdminToken(token) if token else None,
+            workers=int(workers),
             models=Path(get("MODELS")),
             store=get("STORE", "faiss"),
             store_settings=store_settings,
@@ -148,23 +164,32 @@ class ServiceSettings:
 def build_service(settings: ServiceSettings) -> tuple[FastAPI, AssembledRecommender]:
     """Assemble the bundle (index its catalogue in the store) and build the app around it.
 
+    ``POST /admin/reload`` (with an admin token) assembles bundles the same
+    way: same store kind and settings, backend, reranker choice and fallback.
+
     Returns:
-        The app and the assembled recommender (close it when the app stops).
+        The app and the assembled recommender it starts with. The app owns it:
+        it closes its store when a reload replaces it, or when the app stops.
     """
-    served = assemble(
-        settings.models,
-        store=settings.store,
-        store_settings=settings.store_settings,
-        backend=settings.backend,
-        reranker=settings.reranker,
-        fallback=settings.fallback,
-    )
-    catalogue = served.bundle.catalogue
-    app = create_app(
-        served.recommender,
-        item_titles={item: catalogue.label(item) for item in catalogue.item_ids},
-        seen_items=served.bundle.seen_items,
+
+    def load(path: Path) -> AssembledRecommender:
+        return assemble(
+            path,
+            store=settings.store,
+            store_settings=settings.store_settings,
+            backend=settings.backend,
+            reranker=settings.reranker,
+            fallback=settings.fallback,
+        )
+
+    served = load(settings.models)
+    app = create_bundle_app(
+        served,
+        path=settings.models,
+        loader=load,
         batching=settings.batching,
+        admin_token=settings.admin_token,
+        workers=settings.workers,
     )
     return app, served
 

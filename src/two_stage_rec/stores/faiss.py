@@ -40,8 +40,11 @@ Scores are higher-is-better for every metric: dot product, cosine similarity
 (vectors are normalised before they enter FAISS) and negative squared
 euclidean distance (FAISS's L2 distance, negated).
 
-Thread safety: queries may run concurrently with one another; writes
-(``upsert``, ``delete``, ``train``) must not overlap with any other call.
+Thread safety: ``query``, ``fetch`` and ``describe`` run concurrently with
+one another; ``upsert``, ``delete`` and ``train`` may be called at any time
+from any thread (``concurrent_writes = True``): each waits for running reads
+and runs alone (a readers-writer lock), so a query sees the store wholly
+before or wholly after each write. ``save`` must not overlap a write.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from two_stage_rec._optional import require
 from two_stage_rec.errors import InvalidInputError, PersistenceError, StoreError, TwoStageRecError
 from two_stage_rec.filters import filter_mask
 from two_stage_rec.scoring import exact_scores, normalize_rows, top_k_rows
-from two_stage_rec.stores.memory import check_store_config
+from two_stage_rec.stores.memory import ReadWriteLock, check_store_config
 from two_stage_rec.types import FetchResult, FloatMatrix, Metadata, MetadataValue, Metric, QueryResult, StoreStats
 from two_stage_rec.validation import as_query_matrix, check_ids, check_metadata, check_top_k, check_upsert
 
@@ -229,6 +232,7 @@ class FaissVectorStore:
 
     supports_persistence = True
     returns_values = True
+    concurrent_writes = True
 
     def __init__(
         self,
@@ -264,6 +268,7 @@ class FaissVectorStore:
         self._slot_of: dict[str, int] = {}
         self._exact_fallbacks = 0
         self._index: Any = self._new_index()
+        self._lock = ReadWriteLock()
 
     # ------------------------------------------------------------------ facts
 
@@ -309,6 +314,10 @@ class FaissVectorStore:
         ``exact_fallbacks`` (queries answered exactly because the index found
         too few matches) and the index parameters.
         """
+        with self._lock.reading():
+            return self._describe()
+
+    def _describe(self) -> StoreStats:
         inner = self._faiss.downcast_index(self._index.index) if self._kind != "ivf" else self._index
         details: dict[str, object] = {
             "index": self._kind,
@@ -434,6 +443,13 @@ class FaissVectorStore:
             StoreError: FAISS failed; nothing is written.
         """
         id_list, matrix, metadata_copies = check_upsert(ids, vectors, metadata, self._dimension)
+        with self._lock.writing():
+            written = self._upsert(id_list, matrix, metadata_copies)
+        # Outside the lock: train() takes it itself (it is not reentrant).
+        self._maybe_train()
+        return written
+
+    def _upsert(self, id_list: list[str], matrix: FloatMatrix, metadata_copies: Sequence[Metadata] | None) -> int:
         n = len(id_list)
         old_slots = np.fromiter((self._slot_of.get(i, -1) for i in id_list), dtype=np.int64, count=n)
         existing = old_slots >= 0
@@ -462,7 +478,6 @@ class FaissVectorStore:
             self._metadata[slot] = metadata_copies[position] if metadata_copies is not None else _EMPTY_METADATA
         self._n_slots += int(fresh.sum())
         self._slot_of.update(zip(id_list, slots.tolist(), strict=True))
-        self._maybe_train()
         self._maybe_compact()
         return n
 
@@ -481,6 +496,10 @@ class FaissVectorStore:
             StoreError: FAISS failed; nothing is deleted.
         """
         id_list = check_ids(ids, allow_empty_batch=True, require_unique=False)
+        with self._lock.writing():
+            self._delete(id_list)
+
+    def _delete(self, id_list: list[str]) -> None:
         doomed = sorted({self._slot_of[i] for i in id_list if i in self._slot_of})
         if not doomed:
             return
@@ -520,6 +539,10 @@ class FaissVectorStore:
                 vectors than ``nlist``.
             StoreError: FAISS failed; the previous index is kept.
         """
+        with self._lock.writing():
+            self._train()
+
+    def _train(self) -> None:
         if self._ivf is None:
             raise InvalidInputError(f"only an IVF index is trained; this one is {self._kind!r}")
         live = self._live_slots()
@@ -612,6 +635,17 @@ class FaissVectorStore:
         """
         queries = as_query_matrix(vectors, self._dimension)
         k = check_top_k(top_k)
+        with self._lock.reading():
+            return self._query(queries, k, filter, include_values, include_metadata)
+
+    def _query(
+        self,
+        queries: FloatMatrix,
+        k: int,
+        filter: Mapping[str, object] | None,
+        include_values: bool,
+        include_metadata: bool,
+    ) -> QueryResult:
         allowed = self._alive[: self._n_slots]
         if filter is not None:
             allowed = allowed & filter_mask(filter, self._metadata)
@@ -704,14 +738,15 @@ class FaissVectorStore:
     def fetch(self, ids: Sequence[str]) -> FetchResult:
         """Stored vectors (as given, float32 (found, d)) and metadata; unknown ids go to ``missing``."""
         id_list = check_ids(ids, allow_empty_batch=True, require_unique=False)
-        found = [i for i in id_list if i in self._slot_of]
-        slots = np.array([self._slot_of[i] for i in found], dtype=np.int64)
-        return FetchResult(
-            ids=found,
-            vectors=self._vectors[slots].copy() if found else np.empty((0, self._dimension), np.float32),
-            metadata=[dict(self._metadata[s]) for s in slots.tolist()],
-            missing=[i for i in id_list if i not in self._slot_of],
-        )
+        with self._lock.reading():
+            found = [i for i in id_list if i in self._slot_of]
+            slots = np.array([self._slot_of[i] for i in found], dtype=np.int64)
+            return FetchResult(
+                ids=found,
+                vectors=self._vectors[slots].copy() if found else np.empty((0, self._dimension), np.float32),
+                metadata=[dict(self._metadata[s]) for s in slots.tolist()],
+                missing=[i for i in id_list if i not in self._slot_of],
+            )
 
     # ------------------------------------------------------------ persistence
 
