@@ -247,7 +247,8 @@ def test_rerank_false_ranks_by_retrieval(served: AssembledRecommender, bundle: B
 def test_unknown_reranker_and_store_names_list_the_choices(bundle: Bundle, bundle_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="choose one of recommended, none, scoring, blend"):
         assemble(bundle, store="memory", reranker="fancy")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match=r"unknown store 'redis'; choose one of .*faiss, memory, pgvector, pinecone"):
+    choices = r"unknown store 'redis'; choose one of .*faiss, memory, pgvector, pinecone"
+    with pytest.raises(InvalidInputError, match=choices):
         assemble(bundle_path, store="redis")
 
 

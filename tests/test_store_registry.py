@@ -132,7 +132,8 @@ def test_open_faiss_with_settings() -> None:
 
 
 def test_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(InvalidInputError, match=r"unknown store 'redis'; choose one of faiss, memory, pgvector, pinecone"):
+    choices = r"unknown store 'redis'; choose one of faiss, memory, pgvector, pinecone"
+    with pytest.raises(InvalidInputError, match=choices):
         open_store("redis", dimension=4)
 
 
