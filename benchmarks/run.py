@@ -61,6 +61,7 @@ SCRIPTS: dict[str, Script] = {
     "train_quality": Script(("--seeds", "42", "--no-ablations"), speed=False),
     "evaluate_quality": Script(("--resamples", "1000"), speed=False),
     "implicit_quality": Script(("--no-tune", "--resamples", "1000"), speed=False),
+    "ranking_quality": Script(("--seeds", "1", "--resamples", "1000"), speed=False),
 }
 """Name -> script. ``scale`` chooses its own quick output file; the others get ``--out``."""
 

@@ -1,0 +1,210 @@
+"""The learned ranking stage as one step: merged candidates, their features, a fitted ranker.
+
+:class:`RankingStage` bundles what ranking a user needs beyond the towers:
+candidate sources over one item list (the towers, an item-to-item model,
+popularity: :mod:`two_stage_rec.candidates`), how many candidates each
+contributes, the feature builder
+(:class:`~two_stage_rec.rerankers.features.CandidateFeatures`) and the ranker
+(:class:`~two_stage_rec.rerankers.feature_ranker.FeatureRanker`).
+
+It is fitted the way :func:`~two_stage_rec.training.blend.train_pipeline`
+fits the blend, on interactions the models did not see:
+
+1. split the training log per user into A and V; train the models on A;
+2. :meth:`RankingStage.for_models` with A's events and models;
+   :func:`fit_on_holdout` retrieves each V user's merged candidates (A items
+   excluded), labels the V items among them, and fits the ranker; its NDCG@10
+   on V is 2-fold cross-fitted over V's users (fit on one half, measured on
+   the other), which is the number to compare with the other second stages;
+3. for serving or measuring, :meth:`RankingStage.for_models` again with all
+   training events and the final models, and :meth:`RankingStage.with_ranker`
+   the ranker fitted in 2. Its features are built to survive the change (ranks
+   and gaps within the user's candidates, shares rather than counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from two_stage_rec.candidates.item_item import ItemItemSource
+from two_stage_rec.candidates.pool import MergedCandidates, merge_candidates
+from two_stage_rec.candidates.sources import CandidateSource, PopularitySource, TowerSource
+from two_stage_rec.datasets.catalogue import Catalogue
+from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.protocols import Embedder, Reranker
+from two_stage_rec.rerankers.feature_ranker import FeatureRanker, RankerParams, fit_feature_ranker
+from two_stage_rec.rerankers.features import CandidateFeatures
+
+__all__ = ["DEFAULT_DEPTH", "RankingStage", "fit_on_holdout"]
+
+DEFAULT_DEPTH: dict[str, int] = {"tower": 50, "item_item": 50}
+"""Candidates per source: the index's 50 plus EASE's 50 (popularity only scores)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RankingStage:
+    """Candidate sources, their depths, the feature builder and (once fitted) the ranker.
+
+    Attributes:
+        sources: name -> source, all over ``features.item_ids``; merged in this order.
+        depth: name -> candidates per user it contributes.
+        features: the feature builder (its history is the models' training events).
+        ranker: the fitted ranker, or None before :func:`fit_on_holdout`.
+        report: what :func:`fit_on_holdout` measured (empty before).
+    """
+
+    sources: Mapping[str, CandidateSource]
+    depth: Mapping[str, int]
+    features: CandidateFeatures
+    ranker: FeatureRanker | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_models(
+        cls,
+        history: Interactions,
+        *,
+        user_embedder: Embedder,
+        item_embedder: Embedder,
+        items: Sequence[str],
+        scoring: Reranker | None = None,
+        catalogue: Catalogue | None = None,
+        depth: Mapping[str, int] | None = None,
+        item_item_l2: float | None = 400.0,
+    ) -> RankingStage:
+        """The sources ``tower``, ``item_item`` (EASE fitted on ``history``) and ``popularity``.
+
+        Args:
+            history: the events the models were trained on.
+            user_embedder: the user tower (dot-product retrieval).
+            item_embedder: the item tower; must know every item.
+            items: the catalogue's item ids.
+            scoring: the scoring model (a feature), or None.
+            catalogue: item metadata for the genre and year features, or None.
+            depth: candidates per source (default :data:`DEFAULT_DEPTH`).
+            item_item_l2: EASE's penalty; None leaves the item-to-item source out.
+        """
+        tower = TowerSource(user_embedder, item_embedder, items)
+        sources: dict[str, CandidateSource] = {"tower": tower}
+        if item_item_l2 is not None:
+            sources["item_item"] = ItemItemSource.fit(history, items, l2=item_item_l2)
+        sources["popularity"] = PopularitySource(history, items)
+        chosen = dict(DEFAULT_DEPTH if depth is None else depth)
+        chosen = {name: d for name, d in chosen.items() if name in sources}
+        features = CandidateFeatures(history, tower, scoring=scoring, catalogue=catalogue)
+        return cls(sources=sources, depth=chosen, features=features)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The feature columns for these sources."""
+        return self.features.names(list(self.sources))
+
+    def with_ranker(self, ranker: FeatureRanker) -> RankingStage:
+        """This stage with ``ranker`` (fitted on another stage with the same sources).
+
+        Raises:
+            InvalidInputError: the ranker was fitted on other features.
+        """
+        if tuple(ranker.feature_names) != self.feature_names:
+            raise InvalidInputError("the ranker was fitted on other features than this stage computes")
+        return replace(self, ranker=ranker)
+
+    def candidates(
+        self, users: Sequence[str], exclude: Sequence[Collection[str]] | None = None
+    ) -> tuple[MergedCandidates, npt.NDArray[np.float32]]:
+        """Merged candidates and their features (float32 (n, width, F)) for ``users``."""
+        merged = merge_candidates(self.sources, self.depth, users, exclude=exclude)
+        return merged, self.features.build(merged)
+
+    def recommend(
+        self, users: Sequence[str], k: int, *, exclude: Sequence[Collection[str]] | None = None, batch_size: int = 256
+    ) -> npt.NDArray[np.object_]:
+        """Top-``k`` item ids per user (object (n, k), ``""`` pads), ranked by the fitted ranker.
+
+        Raises:
+            InvalidInputError: no ranker yet.
+        """
+        if self.ranker is None:
+            raise InvalidInputError("this ranking stage has no ranker; fit one with fit_on_holdout")
+        out = np.full((len(users), k), "", dtype=object)
+        for start in range(0, len(users), batch_size):
+            stop = start + batch_size
+            merged, features = self.candidates(users[start:stop], None if exclude is None else exclude[start:stop])
+            out[start:stop] = self.ranker.rank(merged, features, k)[0]
+        return out
+
+
+def _rows(merged: MergedCandidates, index: npt.NDArray[np.int64]) -> MergedCandidates:
+    return MergedCandidates(
+        users=tuple(merged.users[i] for i in index),
+        item_ids=merged.item_ids,
+        columns=merged.columns[index],
+        counts=merged.counts[index],
+        scores={name: s[index] for name, s in merged.scores.items()},
+        retrieved_by={name: r[index] for name, r in merged.retrieved_by.items()},
+    )
+
+
+def fit_on_holdout(
+    stage: RankingStage,
+    seen: Mapping[str, Collection[str]],
+    targets: Mapping[str, Collection[str]],
+    *,
+    params: RankerParams | None = None,
+    k: int = 10,
+    seed: int = 7,
+) -> RankingStage:
+    """Fit the stage's ranker on held-out items, and estimate its NDCG@k there by 2-fold cross-fitting.
+
+    Args:
+        stage: a stage built from the models trained *without* ``targets``.
+        seen: user -> items excluded from their candidates (the models' training items).
+        targets: user -> held-out items (the positives).
+        params: the ranker's settings.
+        k: cut-off of the reported NDCG.
+        seed: seed of the halves.
+
+    Returns:
+        The stage with its ranker; ``report`` holds ``"cross_fit_ndcg@k"``
+        (mean over users; also ``per_user``), the candidates' recall and the ranker's report.
+
+    Raises:
+        InvalidInputError: fewer than two users with targets, or none with a target among their candidates.
+    """
+    from two_stage_rec.evaluation.metrics import hit_matrix, ndcg_at_k
+
+    known = set(stage.features.item_ids)
+    users = sorted(user for user, items in targets.items() if any(i in known for i in items))
+    if len(users) < 2:
+        raise InvalidInputError("fit_on_holdout needs at least two users with held-out items")
+    merged, features = stage.candidates(users, [seen.get(user, ()) for user in users])
+    relevant = [set(targets[user]) for user in users]
+    labels = merged.labels(relevant)
+    names = stage.feature_names
+    order = np.random.default_rng(seed).permutation(len(users))
+    per_user = np.zeros(len(users))
+    for fit_half, measure_half in (
+        (order[: len(users) // 2], order[len(users) // 2 :]),
+        (order[len(users) // 2 :], order[: len(users) // 2]),
+    ):
+        ranker = fit_feature_ranker(features[fit_half], labels[fit_half], names, params=params)
+        ids = ranker.rank(_rows(merged, measure_half), features[measure_half], k)[0]
+        chosen = [relevant[i] for i in measure_half]
+        per_user[measure_half] = ndcg_at_k(hit_matrix(ids, chosen), [len(r) for r in chosen], k)
+    ranker = fit_feature_ranker(features, labels, names, params=params)
+    found = labels.sum(axis=1)
+    report = {
+        f"cross_fit_ndcg@{k}": float(per_user.mean()),
+        "per_user": per_user,
+        "users": len(users),
+        "candidate_recall": float(np.mean(found / np.array([len(r) for r in relevant]))),
+        "depth": dict(stage.depth),
+        "ranker": ranker.report,
+    }
+    return replace(stage, ranker=ranker, report=report)

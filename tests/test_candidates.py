@@ -1,0 +1,104 @@
+"""Candidate sources and the merged pool, against answers computed by hand or with plain numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from two_stage_rec.candidates import (
+    ItemItemSource,
+    PopularitySource,
+    TowerSource,
+    candidate_recall,
+    merge_candidates,
+)
+from two_stage_rec.datasets import Interactions
+from two_stage_rec.embedders.table import TableEmbedder
+from two_stage_rec.errors import InvalidInputError
+
+ITEMS = [f"i{j}" for j in range(6)]
+
+
+def log() -> Interactions:
+    pairs = [("a", "i0"), ("a", "i1"), ("a", "i2"), ("b", "i1"), ("b", "i2"), ("c", "i0"), ("c", "i3"), ("d", "i4")]
+    return Interactions.from_arrays(user_ids=[u for u, _ in pairs], item_ids=[i for _, i in pairs])
+
+
+def tower() -> TowerSource:
+    rng = np.random.default_rng(0)
+    users = TableEmbedder(["a", "b", "c", "d"], rng.normal(size=(4, 3)).astype(np.float32))
+    items = TableEmbedder(ITEMS, rng.normal(size=(6, 3)).astype(np.float32))
+    return TowerSource(users, items, ITEMS)
+
+
+def test_ease_matches_the_closed_form() -> None:
+    source = ItemItemSource.fit(log(), ITEMS, l2=2.0)
+    x = np.zeros((4, 6))
+    for user, item in zip(log().user_ids, log().item_ids, strict=True):
+        x["abcd".index(user), ITEMS.index(item)] = 1.0
+    p = np.linalg.inv(x.T @ x + 2.0 * np.eye(6))
+    b = np.eye(6) - p / np.diag(p)[None, :]
+    np.testing.assert_allclose(source.weights, b, atol=1e-6)
+    assert np.all(np.diag(source.weights) == 0.0)
+    np.testing.assert_allclose(source.scores(["a", "c"]), (x[[0, 2]] @ b).astype(np.float32), atol=1e-5)
+    assert np.all(source.scores(["stranger"]) == 0.0)
+
+
+def test_ease_rejects_a_non_positive_penalty() -> None:
+    with pytest.raises(InvalidInputError):
+        ItemItemSource.fit(log(), ITEMS, l2=0.0)
+
+
+def test_tower_source_is_the_dot_product() -> None:
+    source = tower()
+    np.testing.assert_allclose(source.scores(["a"]), source.user_vectors(["a"]) @ source.item_vectors.T, rtol=1e-6)
+
+
+def test_popularity_source_counts_events() -> None:
+    scores = PopularitySource(log(), ITEMS).scores(["a", "zz"])
+    np.testing.assert_allclose(scores[0], np.log1p([2, 2, 2, 1, 1, 0]))
+    np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_merge_takes_each_sources_best_once_and_scores_every_candidate() -> None:
+    sources = {
+        "tower": tower(),
+        "item_item": ItemItemSource.fit(log(), ITEMS, l2=1.0),
+        "pop": PopularitySource(log(), ITEMS),
+    }
+    users = ["a", "b", "c", "d"]
+    seen = log().items_by_user()
+    merged = merge_candidates(sources, {"tower": 2, "item_item": 2}, users, exclude=[seen[u] for u in users])
+    dense = {name: s.scores(users) for name, s in sources.items()}
+    for row, user in enumerate(users):
+        real = merged.columns[row, : merged.counts[row]]
+        assert len(set(real.tolist())) == real.size  # no duplicates
+        assert not {ITEMS[c] for c in real} & seen[user]
+        allowed = [c for c in range(6) if ITEMS[c] not in seen[user]]
+        best_tower = sorted(allowed, key=lambda c: (-dense["tower"][row, c], c))[:2]
+        assert real[:2].tolist() == best_tower  # the first source's best come first
+        for name in sources:
+            np.testing.assert_array_equal(merged.scores[name][row, : real.size], dense[name][row, real])
+            assert np.isnan(merged.scores[name][row, real.size :]).all()
+        assert merged.retrieved_by["tower"][row, :2].all()
+        assert not merged.retrieved_by["pop"].any()
+    assert merged.columns.shape[1] <= 4
+    assert set(merged.ids[merged.present].tolist()) <= set(ITEMS)
+
+
+def test_merge_rejects_sources_over_different_items() -> None:
+    with pytest.raises(InvalidInputError, match="another item list"):
+        merge_candidates(
+            {"a": PopularitySource(log(), ITEMS), "b": PopularitySource(log(), ITEMS[:3])}, {"a": 1}, ["a"]
+        )
+    with pytest.raises(InvalidInputError, match="unknown sources"):
+        merge_candidates({"a": PopularitySource(log(), ITEMS)}, {"x": 1}, ["a"])
+
+
+def test_candidate_recall_by_hand() -> None:
+    ids = np.array([["x", "y", "z"], ["p", "", ""]], dtype=object)
+    recall = candidate_recall(ids, [{"y", "q"}, {"p"}], (1, 2, 3))
+    np.testing.assert_allclose(recall[1], [0.0, 1.0])
+    np.testing.assert_allclose(recall[2], [0.5, 1.0])
+    np.testing.assert_allclose(recall[3], [0.5, 1.0])
+    np.testing.assert_allclose(candidate_recall(ids, [set(), {"p"}])[3], [0.0, 1.0])
