@@ -15,7 +15,9 @@ Quality benchmarks (``--all`` or by name):
 * ``train_quality``: top-k accuracy and RMSE of the trained models, wall time;
 * ``evaluate_quality``: every ranking metric per protocol, retrieval only vs
   the ``scoring`` and ``blend`` rerankers;
-* ``implicit_quality``: the recommended pipeline on implicit feedback.
+* ``implicit_quality``: the recommended pipeline on implicit feedback;
+* ``ranking_quality``: the learned ranking stage (several candidate sources,
+  a LightGBM ranker) against retrieval, the blend and EASE alone.
 
 Each script writes ``benchmarks/results/<name>.json``. ``--quick`` runs smaller
 versions that write ``<name>_quick.json`` instead (scripts that cannot redirect
