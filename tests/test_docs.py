@@ -20,11 +20,13 @@ instead of hanging the suite.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +147,43 @@ def test_page_examples_run_and_print_what_the_page_shows(
         env=env,
     )
     assert result.returncode == 0, result.stderr[-5000:]
+
+
+# ------------------------------------------------------------------ generated outputs
+
+
+def _generator() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_outputs", ROOT / "docs" / "generate_outputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_command_line_guide_shows_todays_help() -> None:
+    """The help texts on the CLI page are today's ``--help`` (regenerate: docs/generate_outputs.py cli)."""
+    generator: Any = _generator()
+    lines = generator.CLI_PAGE.read_text(encoding="utf-8").split("\n")
+    blocks = generator.help_blocks(lines)
+    assert len(blocks) == 8  # the top level, data info, data download, train, recommend, demo, evaluate, serve
+    for args, start, end in blocks:
+        assert lines[start:end] == generator.help_text(args), f"two-stage-rec {' '.join(args)} --help changed"
+
+
+def test_serving_guide_answers_match_the_response_schemas() -> None:
+    """The service answers on the serving page parse as today's response models (regenerate: ... serving)."""
+    pytest.importorskip("fastapi", reason="the serving schemas need the 'serve' extra")
+    from two_stage_rec.serving.schemas import BatchRecommendationResponse, UserRecommendations
+
+    generator: Any = _generator()
+    text = generator.SERVING_PAGE.read_text(encoding="utf-8")
+    start = text.index("```console\n", text.index("## From the command line")) + len("```console\n")
+    block = text[start : text.index("\n```", start)]
+    answers = [chunk[chunk.index("\n{") + 1 :] for chunk in re.split(r"\n(?=\$ curl)", block)]
+    assert len(answers) == len(generator.SERVING_REQUESTS)
+    single, batch, newcomer = (json.loads(answer) for answer in answers)
+    UserRecommendations.model_validate(single)
+    BatchRecommendationResponse.model_validate(batch)
+    assert UserRecommendations.model_validate(newcomer).items[0].source == "fallback"
