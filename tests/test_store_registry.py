@@ -7,6 +7,8 @@ mechanism: a module and a ``*.dist-info`` directory on ``sys.path``, found by
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -235,3 +237,25 @@ def test_open_pinecone_against_the_local_server(monkeypatch: pytest.MonkeyPatch)
         with open_store("pinecone", dimension=DIMENSION) as from_env:  # type: ignore[attr-defined]
             works(from_env, DIMENSION)
         assert len(server.stored("from-env")) == DIMENSION
+
+
+def test_the_command_line_serves_from_a_third_party_store(third_party: Path, tmp_path: Path) -> None:
+    """`--store thirdparty` is a valid choice of every command once the distribution is installed."""
+    path = write_synthetic_bundle(tmp_path / "models")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(third_party), *sys.path])}
+    command = [sys.executable, "-c", "from two_stage_rec.cli import main; main()", "recommend"]
+    command += ["--models", str(path), "--user", USERS[0], "--k", "4"]
+    answers = {}
+    stores = {"thirdparty": ["--store", "thirdparty", "--store-setting", "label=shop"], "memory": ["--store", "memory"]}
+    for store, options in stores.items():
+        completed = subprocess.run(
+            [*command, *options],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        answers[store] = completed.stdout
+    assert "sku-" in answers["memory"] and answers["thirdparty"] == answers["memory"]
