@@ -245,7 +245,7 @@ class Recommender:
         Returns:
             n lists, one per user in input order, each best first.
         """
-        users = self._check_request(user_ids, k, candidates)
+        users = self.check_request(user_ids, k, candidates)
         excluded = self._exclusions(users, exclude)
         rows, user_vectors, unknown = self._embed_users(users)
         results: list[list[Recommendation]] = [[] for _ in users]
@@ -345,7 +345,13 @@ class Recommender:
         return vectors[np.fromiter((row_of[i] for i in ids), dtype=np.int64, count=len(ids))]
 
     @staticmethod
-    def _check_request(user_ids: Sequence[str], k: int, candidates: int) -> list[str]:
+    def check_request(user_ids: Sequence[str], k: int, candidates: int) -> list[str]:
+        """The user ids as a list, after the checks :meth:`recommend_batch` makes.
+
+        Raises:
+            InvalidInputError: ``user_ids`` is a string, ``k`` < 1 or ``candidates`` < k.
+            InvalidIdError: a user id is not a non-empty string.
+        """
         if isinstance(user_ids, str):
             raise InvalidInputError("user_ids must be a sequence of strings; use recommend() for one user")
         users = list(user_ids)

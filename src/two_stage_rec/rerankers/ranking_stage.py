@@ -39,7 +39,7 @@ from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.protocols import Embedder, Reranker
 from two_stage_rec.rerankers.feature_ranker import FeatureRanker, RankerParams, fit_feature_ranker
-from two_stage_rec.rerankers.features import CandidateFeatures
+from two_stage_rec.rerankers.features import CandidateFeatures, FeatureState
 
 __all__ = ["DEFAULT_DEPTH", "RankingStage", "fit_on_holdout"]
 
@@ -99,6 +99,52 @@ class RankingStage:
         chosen = {name: d for name, d in chosen.items() if name in sources}
         features = CandidateFeatures(history, tower, scoring=scoring, catalogue=catalogue)
         return cls(sources=sources, depth=chosen, features=features)
+
+    @classmethod
+    def restore(
+        cls,
+        state: FeatureState,
+        *,
+        user_embedder: Embedder,
+        item_embedder: Embedder,
+        item_item_weights: npt.ArrayLike | None,
+        depth: Mapping[str, int],
+        ranker: FeatureRanker,
+        scoring: Reranker | None = None,
+        catalogue: Catalogue | None = None,
+        recent: int = 5,
+    ) -> RankingStage:
+        """A fitted stage rebuilt from what a bundle stores (no training log, no LightGBM).
+
+        Args:
+            state: the features' state of the training events (its item list is the sources').
+            user_embedder: the user tower.
+            item_embedder: the item tower; must know every item.
+            item_item_weights: EASE's float (n_items, n_items) weights, or None (no item-to-item source).
+            depth: candidates per source.
+            ranker: the fitted ranker.
+            scoring: the scoring model, or None.
+            catalogue: item metadata, or None.
+            recent: as :class:`~two_stage_rec.rerankers.features.CandidateFeatures`.
+
+        Raises:
+            InvalidInputError: the parts disagree (weights' shape, the ranker's features).
+        """
+        items = state.item_ids
+        tower = TowerSource(user_embedder, item_embedder, items)
+        sources: dict[str, CandidateSource] = {"tower": tower}
+        if item_item_weights is not None:
+            sources["item_item"] = ItemItemSource(item_item_weights, items, state.history)
+        sources["popularity"] = PopularitySource(dict(zip(items, state.counts.tolist(), strict=True)), items)
+        features = CandidateFeatures(state, tower, scoring=scoring, catalogue=catalogue, recent=recent)
+        stage = cls(sources=sources, depth={name: int(d) for name, d in depth.items()}, features=features)
+        return stage.with_ranker(ranker)
+
+    @property
+    def item_item_weights(self) -> npt.NDArray[np.float32] | None:
+        """EASE's weights when the stage has the item-to-item source, else None."""
+        source = self.sources.get("item_item")
+        return source.weights if isinstance(source, ItemItemSource) else None
 
     @property
     def feature_names(self) -> tuple[str, ...]:
