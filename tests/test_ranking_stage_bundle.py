@@ -24,6 +24,7 @@ from two_stage_rec.bundle import (
 )
 from two_stage_rec.errors import InvalidInputError, UnknownUserError
 from two_stage_rec.rerankers.ranking_stage import RankingStage, fit_on_holdout
+from two_stage_rec.types import RerankerName
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,23 @@ def test_recommended_ranker_needs_the_stage(tmp_path: Path, fitted: tuple[Path, 
             train=train,
             recommended="ranker",
         )
+
+
+def test_evaluate_split_reports_the_ranker(bundle: Bundle) -> None:
+    from two_stage_rec.workflow import evaluate_split
+
+    train, held_out, *_ = world()
+    result = evaluate_split(bundle, train, held_out, k=5, candidates=20, n_resamples=200)
+    assert "ranker" in result.rankers and "ranker vs retrieval" in result.comparisons
+    assert 0.0 <= result.rankers["ranker"].metrics["ndcg@5"] <= 1.0
+
+
+def test_choose_second_stage_takes_the_ranker_only_when_best() -> None:
+    from two_stage_rec.training.blend import choose_second_stage
+
+    base: dict[RerankerName, float] = {"none": 0.2, "scoring": 0.1, "blend": 0.25}
+    assert choose_second_stage(base) == "blend"
+    assert choose_second_stage({**base, "ranker": 0.25}) == "blend"
+    assert choose_second_stage({**base, "ranker": 0.3}) == "ranker"
+    with pytest.raises(InvalidInputError):
+        choose_second_stage({"none": 0.2, "ranker": 0.3})

@@ -22,9 +22,10 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from two_stage_rec.bundle import Bundle, ModelBackend, RerankerChoice, read_bundle
 from two_stage_rec.cold_start import PopularityFallback
@@ -34,6 +35,9 @@ from two_stage_rec.protocols import Closeable, EventuallyConsistent, Reranker, V
 from two_stage_rec.recommender import Recommendation, Recommender
 from two_stage_rec.stores.registry import open_store
 from two_stage_rec.types import Filter, RerankerName
+
+if TYPE_CHECKING:
+    from two_stage_rec.evaluation.evaluate import StageRanking
 
 __all__ = ["AssembledRecommender", "assemble"]
 
@@ -301,6 +305,18 @@ def assemble(
             vector_store.close()
         raise
     return AssembledRecommender(recommender=recommender, bundle=loaded, reranker_name=name, indexed=indexed)
+
+
+def bundle_stages(bundle: Bundle) -> dict[str, StageRanking]:
+    """The bundle's second stages with their own candidates (the ranking stage as ``"ranker"``), for evaluate."""
+    stage = bundle.ranking_stage
+    if stage is None:
+        return {}
+
+    def ranker(users: list[str], exclude: list[set[str]], depth: int) -> npt.NDArray[np.object_]:
+        return stage.recommend(users, depth, exclude=exclude)
+
+    return {"ranker": ranker}
 
 
 def bundle_rerankers(bundle: Bundle) -> dict[str, Reranker]:
