@@ -164,3 +164,32 @@ def test_choose_second_stage_takes_the_ranker_only_when_best() -> None:
     assert choose_second_stage({**base, "ranker": 0.3}) == "ranker"
     with pytest.raises(InvalidInputError):
         choose_second_stage({"none": 0.2, "ranker": 0.3})
+
+
+def test_items_deleted_from_the_store_are_not_served(bundle: Bundle) -> None:
+    served = assemble(bundle, store="memory")
+    before = [r.item_id for r in served.recommend("u6", k=5)]
+    served.store.delete(before[:2])
+    after = [r.item_id for r in served.recommend("u6", k=5)]
+    assert len(after) == 5 and not set(before[:2]) & set(after)
+    assert after[:3] == before[2:]
+
+
+def test_the_service_answers_with_the_ranking_stage(bundle: Bundle) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from two_stage_rec.serving.app import create_bundle_app
+
+    served = assemble(bundle, store="memory")
+    expected = served.recommend_batch(["u7", "nobody"], k=4)
+    with TestClient(create_bundle_app(assemble(bundle, store="memory"))) as client:
+        for user, want in zip(["u7", "nobody"], expected, strict=True):
+            response = client.get(f"/recommendations/{user}", params={"k": 4})
+            assert response.status_code == 200, response.text
+            items = response.json()["items"]
+            assert [item["item_id"] for item in items] == [r.item_id for r in want]
+        filtered = client.get("/recommendations/u7", params={"k": 4, "filter": '{"genres": {"$in": ["Comedy"]}}'})
+        assert filtered.status_code == 200, filtered.text
+        comedies = filtered.json()["items"]
+        assert comedies and all("Comedy" in item["metadata"]["genres"] for item in comedies)

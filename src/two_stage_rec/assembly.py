@@ -30,9 +30,9 @@ import numpy.typing as npt
 from two_stage_rec.bundle import Bundle, ModelBackend, RerankerChoice, read_bundle
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.errors import InvalidInputError
-from two_stage_rec.filters import filter_mask
 from two_stage_rec.protocols import Closeable, EventuallyConsistent, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender
+from two_stage_rec.rerankers.ranking_stage import StageCandidateRanker
 from two_stage_rec.stores.registry import open_store
 from two_stage_rec.types import Filter, RerankerName
 
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     from two_stage_rec.evaluation.evaluate import StageRanking
 
 __all__ = ["AssembledRecommender", "assemble"]
-
-_STAGE_BATCH = 256
-"""Users per ranking-stage batch: bounds the (users, items) score blocks of its sources."""
 
 
 @dataclass(eq=False)
@@ -57,11 +54,12 @@ class AssembledRecommender:
             (embedders, store, reranker, fallback).
         bundle: the bundle it was built from (catalogue, seen items, manifest).
         reranker_name: the second stage in use (``"none"``, ``"scoring"``,
-            ``"blend"`` or ``"ranker"``). With ``"ranker"`` the bundle's
-            ranking stage answers known users (its own merged candidates: the
-            towers' and EASE's, ranked by its tree ensemble), restricted to the
-            catalogue items that pass the filter; ``rerank=False`` and unknown
-            users go through :attr:`recommender` (retrieval order, fallback).
+            ``"blend"`` or ``"ranker"``). With ``"ranker"`` the recommender's
+            ``candidate_ranker`` is the bundle's ranking stage: it answers
+            known users from its own merged candidates (the towers' and
+            EASE's, ranked by its tree ensemble), restricted to catalogue items
+            that pass the filter; ``rerank=False`` and unknown users are
+            answered as with ``"none"`` (retrieval order, fallback).
         indexed: items written to the store by :func:`assemble` (0 when it was
             given a store that already held them).
     """
@@ -144,65 +142,9 @@ class AssembledRecommender:
             extra = exclude[row] if exclude is not None else ()
             base = frozenset() if include_seen else self.seen(user_id)
             excluded.append(base | frozenset(extra) if extra else base)
-        if self.reranker_name == "ranker" and rerank:
-            return self._rank_with_stage(list(user_ids), k=k, candidates=candidates, filter=filter, excluded=excluded)
         return self.recommender.recommend_batch(
             list(user_ids), k=k, candidates=candidates, exclude=excluded, filter=filter, rerank=rerank
         )
-
-    def _rank_with_stage(
-        self,
-        user_ids: list[str],
-        *,
-        k: int,
-        candidates: int,
-        filter: Filter | None,
-        excluded: list[Collection[str]],
-    ) -> list[list[Recommendation]]:
-        """The ranking stage's top-k for known users; the recommender (fallback) for the others."""
-        stage = self.bundle.ranking_stage
-        assert stage is not None and stage.ranker is not None  # assemble checked
-        Recommender.check_request(user_ids, k, candidates)
-        results: list[list[Recommendation]] = [[] for _ in user_ids]
-        known = [row for row, user in enumerate(user_ids) if self.is_known(user)]
-        others = [row for row, user in enumerate(user_ids) if not self.is_known(user)]
-        if others:
-            answered = self.recommender.recommend_batch(
-                [user_ids[row] for row in others],
-                k=k,
-                candidates=candidates,
-                exclude=[excluded[row] for row in others],
-                filter=filter,
-            )
-            for row, recommendations in zip(others, answered, strict=True):
-                results[row] = recommendations
-        if not known:
-            return results
-        metadata = self.bundle.catalogue.metadata_by_id()
-        items = stage.features.item_ids
-        # Items outside the catalogue (the store never holds them) or failing the filter are never candidates.
-        served = [item in metadata for item in items]
-        allowed = np.array(served, dtype=bool)
-        allowed[allowed] = filter_mask(filter, [metadata[item] for item in items if item in metadata])
-        barred = frozenset(item for item, ok in zip(items, allowed.tolist(), strict=True) if not ok)
-        for start in range(0, len(known), _STAGE_BATCH):
-            rows = known[start : start + _STAGE_BATCH]
-            merged, features = stage.candidates(
-                [user_ids[row] for row in rows], [barred.union(excluded[row]) for row in rows]
-            )
-            scores = np.where(merged.present, stage.ranker.score(features), -np.inf)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            ids = merged.ids
-            retrieval = merged.scores["tower"]
-            for i, row in enumerate(rows):
-                results[row] = [
-                    Recommendation(
-                        str(ids[i, c]), float(scores[i, c]), float(retrieval[i, c]), metadata[ids[i, c]], "reranked"
-                    )
-                    for c in order[i].tolist()
-                    if merged.present[i, c]
-                ]
-        return results
 
     def close(self) -> None:
         """Release the store's connections (Pinecone keeps an HTTP pool; local stores hold none)."""
@@ -291,6 +233,7 @@ def assemble(
             store=vector_store,
             reranker=chosen,
             fallback=popularity_fallback(loaded) if fallback else None,
+            candidate_ranker=_candidate_ranker(loaded) if name == "ranker" else None,
         )
         indexed = 0
         if index:
@@ -305,6 +248,11 @@ def assemble(
             vector_store.close()
         raise
     return AssembledRecommender(recommender=recommender, bundle=loaded, reranker_name=name, indexed=indexed)
+
+
+def _candidate_ranker(bundle: Bundle) -> StageCandidateRanker:
+    assert bundle.ranking_stage is not None  # resolve_reranker offers "ranker" only then
+    return StageCandidateRanker(bundle.ranking_stage, bundle.catalogue.metadata_by_id())
 
 
 def bundle_stages(bundle: Bundle) -> dict[str, StageRanking]:
