@@ -193,3 +193,18 @@ def test_the_service_answers_with_the_ranking_stage(bundle: Bundle) -> None:
         assert filtered.status_code == 200, filtered.text
         comedies = filtered.json()["items"]
         assert comedies and all("Comedy" in item["metadata"]["genres"] for item in comedies)
+
+
+def test_without_lightgbm_the_stage_is_skipped_unless_requested(monkeypatch: pytest.MonkeyPatch) -> None:
+    from two_stage_rec.errors import MissingDependencyError
+    from two_stage_rec.training import blend
+
+    def missing(module: str, *, extra: str, package: str | None = None) -> None:
+        raise MissingDependencyError(module, extra)
+
+    monkeypatch.setattr(blend, "require", missing)
+    wanted, note = blend._ranking_stage_wanted(None)
+    assert not wanted and note["trained"] is False and "two-stage-rec[ranking]" in note["reason"]
+    with pytest.raises(MissingDependencyError, match=r"two-stage-rec\[ranking\]"):
+        blend._ranking_stage_wanted(True)
+    assert blend._ranking_stage_wanted(False)[0] is False
