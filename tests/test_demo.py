@@ -76,7 +76,7 @@ def test_ensure_models_keeps_a_complete_bundle_and_does_not_train(movielens_dir:
 def test_bad_store_is_a_usage_error() -> None:
     result = runner.invoke(app, ["demo", "--store", "annoy"])
     flat = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
-    assert result.exit_code == 2 and "'annoy' is not one of 'faiss', 'memory', 'pinecone'" in flat
+    assert result.exit_code == 2 and "'annoy' is not one of 'faiss', 'memory', 'pgvector', 'pinecone'" in flat
 
 
 @pytest.mark.integration
