@@ -107,7 +107,7 @@ def test_train_writes_a_complete_implicit_bundle_with_a_temporal_hold_out(implic
     manifest = bundle.manifest
     assert manifest.feedback == "implicit" and manifest.dataset == "events.csv"
     assert manifest.split == {"kind": "temporal", "test_fraction": 0.2, "seed": 42}
-    assert manifest.recommended in ("none", "scoring", "blend")
+    assert manifest.recommended in ("none", "scoring", "blend", "ranker")
     assert manifest.items == N_ITEMS and manifest.users == N_USERS
     assert bundle.catalogue.metadata_of("sku-03") == {
         "name": "Product 3",

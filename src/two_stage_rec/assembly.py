@@ -22,15 +22,22 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from two_stage_rec.bundle import Bundle, ModelBackend, RerankerChoice, read_bundle
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.protocols import Closeable, EventuallyConsistent, Reranker, VectorStore
 from two_stage_rec.recommender import Recommendation, Recommender
+from two_stage_rec.rerankers.ranking_stage import StageCandidateRanker
 from two_stage_rec.stores.registry import open_store
 from two_stage_rec.types import Filter, RerankerName
+
+if TYPE_CHECKING:
+    from two_stage_rec.evaluation.evaluate import StageRanking
 
 __all__ = ["AssembledRecommender", "assemble"]
 
@@ -46,7 +53,13 @@ class AssembledRecommender:
         recommender: the composed :class:`~two_stage_rec.recommender.Recommender`
             (embedders, store, reranker, fallback).
         bundle: the bundle it was built from (catalogue, seen items, manifest).
-        reranker_name: the second stage in use (``"none"``, ``"scoring"`` or ``"blend"``).
+        reranker_name: the second stage in use (``"none"``, ``"scoring"``,
+            ``"blend"`` or ``"ranker"``). With ``"ranker"`` the recommender's
+            ``candidate_ranker`` is the bundle's ranking stage: it answers
+            known users from its own merged candidates (the towers' and
+            EASE's, ranked by its tree ensemble), restricted to catalogue items
+            that pass the filter; ``rerank=False`` and unknown users are
+            answered as with ``"none"`` (retrieval order, fallback).
         indexed: items written to the store by :func:`assemble` (0 when it was
             given a store that already held them).
     """
@@ -188,7 +201,8 @@ def assemble(
             SavedModels); only used when ``bundle`` is a path.
         reranker: ``"recommended"`` (default: what training measured best on
             held-out data), ``"blend"``, ``"scoring"`` (the notebook's
-            rerank by predicted rating) or ``"none"`` (retrieval order).
+            rerank by predicted rating), ``"ranker"`` (the learned ranking
+            stage, when the bundle holds one) or ``"none"`` (retrieval order).
         fallback: answer unknown users with the most popular items
             (``source="fallback"``) instead of raising
             :class:`~two_stage_rec.errors.UnknownUserError`.
@@ -219,6 +233,7 @@ def assemble(
             store=vector_store,
             reranker=chosen,
             fallback=popularity_fallback(loaded) if fallback else None,
+            candidate_ranker=_candidate_ranker(loaded) if name == "ranker" else None,
         )
         indexed = 0
         if index:
@@ -233,6 +248,23 @@ def assemble(
             vector_store.close()
         raise
     return AssembledRecommender(recommender=recommender, bundle=loaded, reranker_name=name, indexed=indexed)
+
+
+def _candidate_ranker(bundle: Bundle) -> StageCandidateRanker:
+    assert bundle.ranking_stage is not None  # resolve_reranker offers "ranker" only then
+    return StageCandidateRanker(bundle.ranking_stage, bundle.catalogue.metadata_by_id())
+
+
+def bundle_stages(bundle: Bundle) -> dict[str, StageRanking]:
+    """The bundle's second stages with their own candidates (the ranking stage as ``"ranker"``), for evaluate."""
+    stage = bundle.ranking_stage
+    if stage is None:
+        return {}
+
+    def ranker(users: list[str], exclude: list[set[str]], depth: int) -> npt.NDArray[np.object_]:
+        return stage.recommend(users, depth, exclude=exclude)
+
+    return {"ranker": ranker}
 
 
 def bundle_rerankers(bundle: Bundle) -> dict[str, Reranker]:

@@ -15,6 +15,10 @@ turns it into a ready recommender::
       seen_items.npz         each user's training items (excluded from their recommendations)
       popularity.npz         items by training events, most first (cold-start fallback)
       training_report.json   what training measured
+      ranker.npz             the ranking stage's tree ensemble (when trained) -> FeatureRanker
+      ranker_item_item.npz   its EASE item-to-item weights
+      ranker_history.npz     each user's training items in time order (recent items, history features)
+      ranker_stage.npz       its item statistics (events, mean rating) and settings (depths, recent)
       user_model/ item_model/ scoring_model/   TF SavedModels of the notebook's shape (when asked)
 
 Why atomic: a directory that mixes files of two trainings (a blend fitted for
@@ -51,7 +55,10 @@ from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.errors import DimensionMismatchError, InvalidInputError, ModelError, PersistenceError
 from two_stage_rec.protocols import Embedder, Reranker
 from two_stage_rec.rerankers.blend import BlendReranker
+from two_stage_rec.rerankers.feature_ranker import FeatureRanker
+from two_stage_rec.rerankers.features import FeatureState
 from two_stage_rec.rerankers.mlp import MLPReranker
+from two_stage_rec.rerankers.ranking_stage import RankingStage
 from two_stage_rec.training.report import REPORT_FILE, TrainingReport
 from two_stage_rec.types import RERANKER_NAMES, Feedback, Metric, RerankerName
 
@@ -63,6 +70,10 @@ __all__ = [
     "ITEM_MODEL",
     "MANIFEST",
     "POPULARITY",
+    "RANKER",
+    "RANKER_HISTORY",
+    "RANKER_ITEM_ITEM",
+    "RANKER_STAGE",
     "REPORT",
     "SCORING_MLP",
     "SCORING_MODEL",
@@ -93,6 +104,10 @@ CATALOGUE = "catalogue.jsonl"
 SEEN_ITEMS = "seen_items.npz"
 POPULARITY = "popularity.npz"
 REPORT = REPORT_FILE
+RANKER = "ranker.npz"
+RANKER_ITEM_ITEM = "ranker_item_item.npz"
+RANKER_HISTORY = "ranker_history.npz"
+RANKER_STAGE = "ranker_stage.npz"
 USER_MODEL = "user_model"
 ITEM_MODEL = "item_model"
 SCORING_MODEL = "scoring_model"
@@ -105,7 +120,7 @@ ModelBackend: TypeAlias = Literal["numpy", "tensorflow"]
 ``"tensorflow"``: the SavedModels through :mod:`two_stage_rec.adapters.tensorflow`."""
 
 
-RerankerChoice: TypeAlias = Literal["recommended", "none", "scoring", "blend"]
+RerankerChoice: TypeAlias = Literal["recommended", "none", "scoring", "blend", "ranker"]
 """A second stage by name; ``"recommended"`` is the one training measured best on held-out data."""
 
 _MODEL_FILES: dict[ModelBackend, tuple[str, ...]] = {
@@ -246,6 +261,7 @@ class Bundle:
         blend: the blend reranker (uses ``scoring``), or None.
         report: the training report, or None.
         path: the directory it was read from (None when built in memory).
+        ranking_stage: the fitted learned ranking stage (``"ranker"``), or None.
         backend: which model files were used.
     """
 
@@ -260,6 +276,7 @@ class Bundle:
     report: TrainingReport | None = None
     path: Path | None = None
     backend: ModelBackend = "numpy"
+    ranking_stage: RankingStage | None = None
 
     def __repr__(self) -> str:
         where = f"{str(self.path)!r}" if self.path is not None else "in memory"
@@ -270,12 +287,20 @@ class Bundle:
 
     @property
     def rerankers(self) -> dict[RerankerName, Reranker | None]:
-        """Every second stage the bundle offers, by name (``"none"`` maps to None)."""
+        """Every second stage the bundle offers, by name.
+
+        ``"none"`` maps to None, and so does ``"ranker"`` (when the bundle has
+        :attr:`ranking_stage`): the ranking stage retrieves and ranks its own
+        candidates rather than reranking the store's vector pairs, so it is
+        not a :class:`~two_stage_rec.protocols.Reranker`.
+        """
         offered: dict[RerankerName, Reranker | None] = {"none": None}
         if self.scoring is not None:
             offered["scoring"] = self.scoring
         if self.blend is not None:
             offered["blend"] = self.blend
+        if self.ranking_stage is not None:
+            offered["ranker"] = None
         return offered
 
     def resolve_reranker(self, choice: RerankerChoice = "recommended") -> tuple[RerankerName, Reranker | None]:
@@ -333,6 +358,86 @@ def _write_popularity(path: Path, counts: Mapping[str, int]) -> None:
 def _read_popularity(path: Path) -> dict[str, int]:
     with np.load(path, allow_pickle=False) as data:
         return dict(zip(data["items"].tolist(), (int(c) for c in data["counts"]), strict=True))
+
+
+def _write_ranking_stage(directory: Path, stage: RankingStage) -> list[str]:
+    """Write a fitted ranking stage's files; returns their names."""
+    assert stage.ranker is not None  # write_bundle checked
+    state = stage.features.state
+    stage.ranker.save(directory / RANKER)
+    files = [RANKER, RANKER_HISTORY, RANKER_STAGE]
+    weights = stage.item_item_weights
+    if weights is not None:
+        with open(directory / RANKER_ITEM_ITEM, "wb") as handle:
+            np.savez(handle, weights=np.asarray(weights, dtype=np.float32))
+        files.append(RANKER_ITEM_ITEM)
+    users = sorted(state.history)
+    indptr = np.cumsum([0, *(len(state.history[user]) for user in users)]).astype(np.int64)
+    flat = [item for user in users for item in state.history[user]]
+    with open(directory / RANKER_HISTORY, "wb") as handle:
+        np.savez(
+            handle,
+            users=np.array(users, dtype=np.str_),
+            indptr=indptr,
+            items=np.array(flat, dtype=np.str_) if flat else np.zeros(0, dtype="<U1"),
+        )
+    depth = dict(stage.depth)
+    with open(directory / RANKER_STAGE, "wb") as handle:
+        np.savez(
+            handle,
+            items=np.array(state.item_ids, dtype=np.str_),
+            counts=np.asarray(state.counts, dtype=np.float64),
+            mean_rating=np.asarray(state.mean_rating, dtype=np.float64),
+            depth_names=np.array(list(depth), dtype=np.str_),
+            depth_values=np.array(list(depth.values()), dtype=np.int64),
+            recent=np.int64(stage.features.recent),
+        )
+    return files
+
+
+def _read_ranking_stage(
+    root: Path,
+    files: tuple[str, ...],
+    *,
+    user_embedder: Embedder,
+    item_embedder: Embedder,
+    scoring: Reranker | None,
+    catalogue: Catalogue,
+) -> RankingStage:
+    ranker = FeatureRanker.load(root / RANKER)
+    try:
+        with np.load(root / RANKER_STAGE, allow_pickle=False) as data:
+            items = tuple(data["items"].tolist())
+            counts = np.asarray(data["counts"], dtype=np.float64)
+            mean_rating = np.asarray(data["mean_rating"], dtype=np.float64)
+            depth = dict(zip(data["depth_names"].tolist(), (int(d) for d in data["depth_values"]), strict=True))
+            recent = int(data["recent"])
+        with np.load(root / RANKER_HISTORY, allow_pickle=False) as data:
+            users = data["users"].tolist()
+            indptr = data["indptr"]
+            flat = data["items"].tolist()
+        weights = None
+        if RANKER_ITEM_ITEM in files:
+            with np.load(root / RANKER_ITEM_ITEM, allow_pickle=False) as data:
+                weights = np.asarray(data["weights"], dtype=np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"bundle {root} has a malformed ranking stage file: {exc}") from exc
+    history = {user: tuple(flat[indptr[row] : indptr[row + 1]]) for row, user in enumerate(users)}
+    state = FeatureState(items, counts, mean_rating, history)
+    try:
+        return RankingStage.restore(
+            state,
+            user_embedder=user_embedder,
+            item_embedder=item_embedder,
+            item_item_weights=weights,
+            depth=depth,
+            ranker=ranker,
+            scoring=scoring,
+            catalogue=catalogue,
+            recent=recent,
+        )
+    except InvalidInputError as exc:
+        raise ModelError(f"bundle {root} has an inconsistent ranking stage: {exc}") from exc
 
 
 def _replaceable(target: Path) -> bool:
@@ -399,6 +504,7 @@ def write_bundle(
     recommended: RerankerName,
     scoring: MLPReranker | None = None,
     blend: BlendReranker | None = None,
+    ranking_stage: RankingStage | None = None,
     report: TrainingReport | None = None,
     dataset: str = "",
     split: Mapping[str, Any] | None = None,
@@ -425,6 +531,9 @@ def write_bundle(
         scoring: the scoring model; needed for ``"scoring"`` and for a blend
             with a non-zero scoring weight.
         blend: the blend reranker.
+        ranking_stage: the fitted learned ranking stage (``"ranker"``),
+            built for these towers and ``train``
+            (:meth:`~two_stage_rec.rerankers.ranking_stage.RankingStage.with_ranker`).
         report: the training report.
         dataset: where the data came from, for people reading the manifest.
         split: how train was carved from the data, or None.
@@ -463,6 +572,14 @@ def write_bundle(
         raise InvalidInputError("recommended='scoring' needs the scoring model")
     if recommended == "blend" and blend is None:
         raise InvalidInputError("recommended='blend' needs the blend reranker")
+    if recommended == "ranker" and ranking_stage is None:
+        raise InvalidInputError("recommended='ranker' needs the ranking stage")
+    if ranking_stage is not None:
+        if ranking_stage.ranker is None:
+            raise InvalidInputError("the ranking stage has no ranker; fit one with fit_on_holdout")
+        unknown = [item for item in ranking_stage.features.item_ids if item not in known_items]
+        if unknown:
+            raise InvalidInputError(f"{len(unknown)} ranking stage items have no item vector, e.g. {unknown[:5]}")
     if saved_models and scoring is None:
         raise InvalidInputError("saved_models=True needs the scoring model")
     if scoring is not None and (scoring.user_dimension, scoring.item_dimension) != (dimension, dimension):
@@ -500,6 +617,8 @@ def write_bundle(
             if blend is not None:
                 blend.save(staging / BLEND)
                 files.append(BLEND)
+            if ranking_stage is not None:
+                files += _write_ranking_stage(staging, ranking_stage)
             if report is not None:
                 report.save(staging / REPORT)
                 files.append(REPORT)
@@ -607,6 +726,20 @@ def read_bundle(path: str | os.PathLike[str], *, backend: ModelBackend = "numpy"
     except (OSError, KeyError, ValueError) as exc:
         raise ModelError(f"bundle {root} has a malformed data file: {exc}") from exc
     report = TrainingReport.load(root / REPORT) if REPORT in manifest.files else None
+    ranking_stage = (
+        _read_ranking_stage(
+            root,
+            manifest.files,
+            user_embedder=user_table,
+            item_embedder=item_embedder if backend == "numpy" else TableEmbedder.load(root / ITEM_EMBEDDINGS),
+            scoring=scoring,
+            catalogue=catalogue,
+        )
+        if RANKER in manifest.files
+        else None
+    )
+    if manifest.recommended == "ranker" and ranking_stage is None:
+        raise ModelError(f"bundle {root} recommends the ranking stage but holds none")
     return Bundle(
         manifest=manifest,
         user_embedder=user_embedder,
@@ -619,6 +752,7 @@ def read_bundle(path: str | os.PathLike[str], *, backend: ModelBackend = "numpy"
         report=report,
         path=root,
         backend=backend,
+        ranking_stage=ranking_stage,
     )
 
 

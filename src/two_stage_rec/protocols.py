@@ -32,6 +32,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
 
+import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.types import (
@@ -46,6 +47,7 @@ from two_stage_rec.types import (
 )
 
 __all__ = [
+    "CandidateRanker",
     "Closeable",
     "DeclaresConcurrentWrites",
     "DeclaresInputWidth",
@@ -212,6 +214,41 @@ class Fallback(Protocol):
             exclude: item ids never to return.
             filter: a metadata filter in the Pinecone filter language, or None;
                 items that do not pass it are not returned.
+        """
+        ...
+
+
+@runtime_checkable
+class CandidateRanker(Protocol):
+    """A second stage that retrieves and ranks its own candidates, for known users.
+
+    The learned ranking stage
+    (:class:`~two_stage_rec.rerankers.ranking_stage.StageCandidateRanker`) is
+    one: it merges the towers' candidates with an item-to-item model's and
+    ranks them with per-candidate features a (user vector, item vector)
+    :class:`Reranker` cannot see. A
+    :class:`~two_stage_rec.recommender.Recommender` given one answers reranked
+    requests of known users with it instead of the store query and reranker,
+    then keeps only items the store still holds whose stored metadata pass the
+    filter.
+    """
+
+    def rank(
+        self, user_ids: Sequence[str], k: int, *, exclude: Sequence[Collection[str]], filter: Filter | None
+    ) -> tuple[npt.NDArray[np.object_], FloatMatrix, FloatMatrix]:
+        """Each user's best ``k`` items.
+
+        Args:
+            user_ids: n users the user embedder knows.
+            k: items wanted per user (>= 1).
+            exclude: per user, item ids never to return.
+            filter: a metadata filter in the Pinecone filter language, or None.
+
+        Returns:
+            ``(ids, scores, retrieval_scores)``: object (n, k) item ids
+            (``""`` pads when fewer exist), float32 (n, k) scores, best first,
+            higher is better (``-inf`` pads), and float32 (n, k) the towers'
+            retrieval score of each item.
         """
         ...
 

@@ -20,7 +20,16 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
-from two_stage_rec.protocols import Embedder, Fallback, Reranker, VectorStore, input_width, returns_values
+from two_stage_rec.filters import compile_filter
+from two_stage_rec.protocols import (
+    CandidateRanker,
+    Embedder,
+    Fallback,
+    Reranker,
+    VectorStore,
+    input_width,
+    returns_values,
+)
 from two_stage_rec.types import Filter, FloatMatrix, Metadata, QueryResult
 from two_stage_rec.validation import check_ids, check_metadata
 
@@ -71,6 +80,12 @@ class Recommender:
         fallback: cold-start policy for unknown users (any
             :class:`~two_stage_rec.protocols.Fallback`). When None (default),
             an unknown user raises :class:`UnknownUserError`.
+        candidate_ranker: a second stage with its own candidates (the learned
+            ranking stage). When set, reranked requests of known users are
+            answered by it instead of the store query and ``reranker``; the
+            items it ranks are then looked up in the store, and those no longer
+            stored, or whose stored metadata fail the filter, are dropped.
+            ``rerank=False`` and unknown users are answered as without it.
 
     Raises:
         DimensionMismatchError: an embedder's dimension differs from the
@@ -90,6 +105,7 @@ class Recommender:
         item_embedder: Embedder | None = None,
         reranker: Reranker | None = None,
         fallback: Fallback | None = None,
+        candidate_ranker: CandidateRanker | None = None,
     ) -> None:
         if user_embedder.dimension != store.dimension:
             raise DimensionMismatchError(store.dimension, user_embedder.dimension, "user embeddings")
@@ -110,11 +126,13 @@ class Recommender:
         self.store = store
         self.reranker = reranker
         self.fallback = fallback
+        self.candidate_ranker = candidate_ranker
 
     def __repr__(self) -> str:
         return (
             f"Recommender(user_embedder={self.user_embedder!r}, store={self.store!r}, "
-            f"reranker={self.reranker!r}, fallback={self.fallback!r})"
+            f"reranker={self.reranker!r}, fallback={self.fallback!r}"
+            + (f", candidate_ranker={self.candidate_ranker!r})" if self.candidate_ranker is not None else ")")
         )
 
     # ------------------------------------------------------------------ indexing
@@ -249,7 +267,13 @@ class Recommender:
         excluded = self._exclusions(users, exclude)
         rows, user_vectors, unknown = self._embed_users(users)
         results: list[list[Recommendation]] = [[] for _ in users]
-        if rows:
+        if rows and rerank and self.candidate_ranker is not None:
+            ranked = self._rank_own_candidates(
+                [users[r] for r in rows], [excluded[r] for r in rows], k, candidates, filter, self.candidate_ranker
+            )
+            for row, recommendations in zip(rows, ranked, strict=True):
+                results[row] = recommendations
+        elif rows:
             ranked = self._retrieve_and_rank(user_vectors, [excluded[r] for r in rows], k, candidates, filter, rerank)
             for row, recommendations in zip(rows, ranked, strict=True):
                 results[row] = recommendations
@@ -391,6 +415,35 @@ class Recommender:
         if vectors.shape != (len(users), self.store.dimension):
             raise DimensionMismatchError(self.store.dimension, vectors.shape[-1], "user embeddings")
         return list(range(len(users))), vectors, []
+
+    def _rank_own_candidates(
+        self,
+        users: list[str],
+        excluded: list[frozenset[str]],
+        k: int,
+        candidates: int,
+        filter: Filter | None,
+        ranker: CandidateRanker,
+    ) -> list[list[Recommendation]]:
+        # ``candidates`` ranked items per user, so that k survive items deleted from the store since.
+        ids, scores, retrieval = ranker.rank(users, candidates, exclude=excluded, filter=filter)
+        distinct = sorted({str(item) for item in ids.ravel().tolist() if item})
+        stored: dict[str, Metadata] = {}
+        if distinct:
+            fetched = self.store.fetch(distinct)
+            passes = compile_filter(filter)
+            stored = {
+                item: metadata for item, metadata in zip(fetched.ids, fetched.metadata, strict=True) if passes(metadata)
+            }
+        out: list[list[Recommendation]] = []
+        for row in range(len(users)):
+            kept = [
+                Recommendation(item, float(scores[row, c]), float(retrieval[row, c]), stored[item], "reranked")
+                for c, item in enumerate(ids[row].tolist())
+                if item in stored
+            ]
+            out.append(kept[:k])
+        return out
 
     def _retrieve_and_rank(
         self,

@@ -44,13 +44,16 @@ METRICS: tuple[Metric, ...] = ("dotproduct", "cosine", "euclidean")
 Feedback: TypeAlias = Literal["explicit", "implicit"]
 """Ratings per event (explicit) or the events alone (implicit: views, clicks, purchases)."""
 
-RerankerName: TypeAlias = Literal["none", "scoring", "blend"]
+RerankerName: TypeAlias = Literal["none", "scoring", "blend", "ranker"]
 """The second stages a trained bundle offers: ``"none"`` (retrieval order),
 ``"scoring"`` (the notebook's scoring model: predicted rating, or predicted
 relevance for implicit feedback) and ``"blend"`` (retrieval score blended with
-the scoring model and an item prior, fitted on held-out interactions)."""
+the scoring model and an item prior, fitted on held-out interactions) and
+``"ranker"`` (the learned ranking stage of
+:mod:`two_stage_rec.rerankers.ranking_stage`: its own merged candidates, ranked
+by a tree ensemble over per-candidate features)."""
 
-RERANKER_NAMES: tuple[RerankerName, ...] = ("none", "scoring", "blend")
+RERANKER_NAMES: tuple[RerankerName, ...] = ("none", "scoring", "blend", "ranker")
 
 MetadataValue: TypeAlias = str | int | float | bool | list[str]
 """Pinecone's metadata value types: string, number, boolean, list of strings. No nulls."""

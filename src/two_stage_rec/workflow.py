@@ -120,7 +120,7 @@ def evaluate_split(
     the popularity baseline. RMSE of the scoring model is reported when both
     the bundle and ``test`` are explicit.
     """
-    from two_stage_rec.assembly import assemble, bundle_rerankers
+    from two_stage_rec.assembly import assemble, bundle_rerankers, bundle_stages
     from two_stage_rec.evaluation import evaluate
 
     # The recommender's own reranker is only what rating errors are measured on; every
@@ -135,6 +135,7 @@ def evaluate_split(
             cutoffs=sorted({1, 5, k, 20}),
             candidates=max(candidates, 20, k),
             rerankers=bundle_rerankers(bundle),
+            stages=bundle_stages(bundle),
             measure_rating_errors=bundle.scoring is not None
             and bundle.manifest.feedback == "explicit"
             and test.has_ratings,
@@ -174,7 +175,13 @@ def _train_and_write(
     from two_stage_rec.training.blend import train_pipeline
 
     training = train_pipeline(
-        train, test=test, items=list(catalogue.item_ids), config=config, candidates=candidates, progress=progress
+        train,
+        test=test,
+        items=list(catalogue.item_ids),
+        config=config,
+        candidates=candidates,
+        progress=progress,
+        catalogue=catalogue,
     )
     models = training.models
     parts: dict[str, Any] = {
@@ -186,6 +193,7 @@ def _train_and_write(
         "item_unknown": models.item_unknown,
         "scoring": models.reranker,
         "blend": training.blend,
+        "ranking_stage": training.ranking_stage,
     }
     report = dict(training.report)
     held_out = None
@@ -206,6 +214,7 @@ def _train_and_write(
             popularity=train.item_counts(),
             scoring=models.reranker,
             blend=training.blend,
+            ranking_stage=training.ranking_stage,
         )
         held_out = evaluate_split(in_memory, train, test, k=k, candidates=candidates)
         report["held_out"] = _summary(held_out)

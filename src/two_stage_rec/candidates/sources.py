@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -90,9 +90,13 @@ class TowerSource:
 class PopularitySource:
     """log(1 + training events) of each item, the same for every user."""
 
-    def __init__(self, log: Interactions, items: Sequence[str]) -> None:
+    def __init__(self, log: Interactions | Mapping[str, float], items: Sequence[str]) -> None:
+        """Args:
+        log: the training events, or item id -> training events.
+        items: the item list scored.
+        """
         self._items = check_items(items)
-        counts = log.item_counts()
+        counts = log.item_counts() if isinstance(log, Interactions) else log
         self._row = np.log1p(np.array([counts.get(item, 0) for item in self._items], dtype=np.float32))
 
     @property

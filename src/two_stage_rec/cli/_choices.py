@@ -51,6 +51,7 @@ class RerankerChoice(str, Enum):
     blend = "blend"
     scoring = "scoring"
     none = "none"
+    ranker = "ranker"
 
 
 ModelsOption = Annotated[
@@ -85,7 +86,7 @@ RerankerOption = Annotated[
     typer.Option(
         "--reranker",
         help="Second stage: recommended (measured best on held-out data), blend, scoring (the notebook's "
-        "predicted rating) or none (retrieval order).",
+        "predicted rating), ranker (the learned ranking stage, when the bundle has one) or none (retrieval order).",
     ),
 ]
 IncludeSeenOption = Annotated[

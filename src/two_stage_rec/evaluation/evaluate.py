@@ -9,7 +9,7 @@ with retrieval only, user by user, with a bootstrap confidence interval.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,9 @@ from two_stage_rec.types import FloatMatrix
 __all__ = ["evaluate", "most_popular_ranking", "rating_errors"]
 
 IdMatrix = npt.NDArray[np.object_]
+
+StageRanking = Callable[[list[str], list[set[str]], int], IdMatrix]
+"""A second stage with its own candidates: (users, per-user exclusions, depth) -> object (n, depth) ids."""
 _DEFAULT_CUTOFFS = (1, 5, 10, 20)
 
 
@@ -60,6 +63,7 @@ def evaluate(
     exclude_seen: bool = True,
     min_rating: float | None = None,
     rerankers: Mapping[str, Reranker] | None = None,
+    stages: Mapping[str, StageRanking] | None = None,
     baselines: bool = True,
     measure_rating_errors: bool = False,
     batch_size: int = 256,
@@ -88,6 +92,10 @@ def evaluate(
             this (needs test ratings); None counts every test interaction.
         rerankers: name -> reranker to evaluate on the same candidates; None
             evaluates ``recommender.reranker`` as ``"reranked"`` (if set).
+        stages: name -> a second stage that retrieves its own candidates
+            (e.g. the learned ranking stage's ``RankingStage.recommend``),
+            called as ``stage(users, exclusions, depth)`` and returning
+            object (n_users, depth) item ids, ``""`` padded.
         baselines: also evaluate ``"most_popular"`` (training counts, seen
             items excluded the same way).
         measure_rating_errors: also compute RMSE/MAE of ``recommender.reranker``
@@ -128,6 +136,10 @@ def evaluate(
     catalog_size = recommender.store.describe().count
 
     chosen = _rerankers(recommender, rerankers)
+    own = dict(stages or {})
+    clash = sorted(set(own) & {*chosen, "retrieval", "most_popular"})
+    if clash:
+        raise InvalidInputError(f"stage names {clash} are taken by rerankers or reserved rankings")
     rankings: dict[str, tuple[str, IdMatrix]] = {
         "retrieval": (
             f"top {depth} of the vector store's {candidates} nearest items, by retrieval score",
@@ -139,6 +151,13 @@ def evaluate(
             f"the same {candidates} candidates reordered by {type(reranker).__name__}",
             _recommend(recommender, users, excluded, depth, candidates, reranker, batch_size),
         )
+    for name, ranking in own.items():
+        ids = np.full((len(users), depth), "", dtype=object)
+        for start in range(0, len(users), batch_size):
+            stop = start + batch_size
+            got = np.asarray(ranking(users[start:stop], excluded[start:stop], depth), dtype=object)
+            ids[start:stop, : got.shape[1]] = got[:, :depth]
+        rankings[name] = (f"{name}: its own candidates and ranking", ids)
     if baselines:
         rankings["most_popular"] = (
             "the items with the most training interactions (no personalisation)",

@@ -36,7 +36,8 @@ then, whatever the sources:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,7 @@ from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.protocols import Reranker
 from two_stage_rec.scoring import normalize_rows
 
-__all__ = ["CONTEXT_FEATURES", "CandidateFeatures", "source_feature_names"]
+__all__ = ["CONTEXT_FEATURES", "CandidateFeatures", "FeatureState", "source_feature_names"]
 
 CONTEXT_FEATURES: tuple[str, ...] = (
     "scoring:score",
@@ -83,6 +84,46 @@ def _rank_within_rows(scores: npt.NDArray[np.float64], present: npt.NDArray[np.b
     return np.where(present, ranks.astype(np.float64), np.nan)
 
 
+@dataclass(frozen=True, eq=False)
+class FeatureState:
+    """What the features need of the training events, without the events.
+
+    Attributes:
+        item_ids: the item list, in column order.
+        counts: float64 (n_items,) training events per item.
+        mean_rating: float64 (n_items,) mean training rating per item (NaN: none, or implicit feedback).
+        history: user -> the user's items in the list, in time order (latest last; repeats kept).
+    """
+
+    item_ids: tuple[str, ...]
+    counts: npt.NDArray[np.float64]
+    mean_rating: npt.NDArray[np.float64]
+    history: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, log: Interactions, items: Sequence[str]) -> FeatureState:
+        """The state of a training log over ``items`` (events of other items are ignored)."""
+        ids = check_items(items)
+        column = {item: c for c, item in enumerate(ids)}
+        m = len(ids)
+        item_index = np.array([column.get(i, -1) for i in log.item_ids.tolist()], dtype=np.int64)
+        known = item_index >= 0
+        counts = np.bincount(item_index[known], minlength=m).astype(np.float64)
+        if log.ratings is not None:
+            sums = np.bincount(item_index[known], weights=log.ratings[known].astype(np.float64), minlength=m)
+            mean_rating = np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
+        else:
+            mean_rating = np.full(m, np.nan)
+        order = np.arange(len(log))
+        if log.timestamps is not None:
+            order = np.lexsort((order, log.timestamps))
+        by_user: dict[str, list[str]] = {}
+        for user, c in zip(log.user_ids[order].tolist(), item_index[order].tolist(), strict=True):
+            if c >= 0:
+                by_user.setdefault(user, []).append(ids[c])
+        return cls(ids, counts, mean_rating, {user: tuple(seen) for user, seen in by_user.items()})
+
+
 class CandidateFeatures:
     """Computes the ranker's features for merged candidates, from one training log.
 
@@ -94,7 +135,7 @@ class CandidateFeatures:
 
     def __init__(
         self,
-        history: Interactions,
+        history: Interactions | FeatureState,
         tower: TowerSource,
         *,
         scoring: Reranker | None = None,
@@ -102,7 +143,8 @@ class CandidateFeatures:
         recent: int = 5,
     ) -> None:
         """Args:
-        history: the training events (seen items, activity, recency, popularity).
+        history: the training events (seen items, activity, recency, popularity),
+            or their :class:`FeatureState` (what a bundle stores).
         tower: the towers' source: user and item vectors (and the item list
             every candidate source shares).
         scoring: the scoring model, or None (its features are then NaN).
@@ -116,15 +158,13 @@ class CandidateFeatures:
         items = check_items(tower.item_ids)
         column = {item: c for c, item in enumerate(items)}
         m = len(items)
-        item_index = np.array([column.get(i, -1) for i in history.item_ids.tolist()], dtype=np.int64)
-        known = item_index >= 0
-        counts = np.bincount(item_index[known], minlength=m).astype(np.float64)
+        state = history if isinstance(history, FeatureState) else FeatureState.of(history, items)
+        if tuple(state.item_ids) != items:
+            raise InvalidInputError("the feature state describes another item list than the towers'")
+        counts = np.asarray(state.counts, dtype=np.float64)
+        self._state = state
         self._log_share = np.log((counts + 1.0) / (counts.sum() + m))
-        if history.ratings is not None:
-            sums = np.bincount(item_index[known], weights=history.ratings[known].astype(np.float64), minlength=m)
-            self._mean_rating = np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
-        else:
-            self._mean_rating = np.full(m, np.nan)
+        self._mean_rating = np.asarray(state.mean_rating, dtype=np.float64)
         genres: list[str] = []
         years = np.full(m, np.nan)
         item_genres: list[list[str]] = [[] for _ in range(m)]
@@ -146,18 +186,20 @@ class CandidateFeatures:
         self._years = years
         self._unit_vectors = normalize_rows(tower.item_vectors).astype(np.float64)
 
-        # Per user: item columns in time order (latest last).
-        order = np.arange(len(history))
-        if history.timestamps is not None:
-            order = np.lexsort((order, history.timestamps))
-        users = history.user_ids[order]
-        cols = item_index[order]
-        by_user: dict[str, list[int]] = {}
-        for user, c in zip(users.tolist(), cols.tolist(), strict=True):
-            if c >= 0:
-                by_user.setdefault(user, []).append(c)
-        self._history = {user: np.array(c, dtype=np.int64) for user, c in by_user.items()}
+        self._history = {
+            user: np.array([column[i] for i in seen], dtype=np.int64) for user, seen in state.history.items()
+        }
         self._recent = recent
+
+    @property
+    def state(self) -> FeatureState:
+        """What the features keep of the training events (saved in a bundle)."""
+        return self._state
+
+    @property
+    def recent(self) -> int:
+        """How many of the user's latest items ``similarity:recent_*`` compares with."""
+        return self._recent
 
     @property
     def item_ids(self) -> tuple[str, ...]:

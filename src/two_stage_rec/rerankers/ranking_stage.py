@@ -37,11 +37,13 @@ from two_stage_rec.candidates.sources import CandidateSource, PopularitySource, 
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.filters import filter_mask
 from two_stage_rec.protocols import Embedder, Reranker
 from two_stage_rec.rerankers.feature_ranker import FeatureRanker, RankerParams, fit_feature_ranker
-from two_stage_rec.rerankers.features import CandidateFeatures
+from two_stage_rec.rerankers.features import CandidateFeatures, FeatureState
+from two_stage_rec.types import Filter, Metadata
 
-__all__ = ["DEFAULT_DEPTH", "RankingStage", "fit_on_holdout"]
+__all__ = ["DEFAULT_DEPTH", "RankingStage", "StageCandidateRanker", "fit_on_holdout"]
 
 DEFAULT_DEPTH: dict[str, int] = {"tower": 50, "item_item": 50}
 """Candidates per source: the index's 50 plus EASE's 50 (popularity only scores)."""
@@ -100,6 +102,52 @@ class RankingStage:
         features = CandidateFeatures(history, tower, scoring=scoring, catalogue=catalogue)
         return cls(sources=sources, depth=chosen, features=features)
 
+    @classmethod
+    def restore(
+        cls,
+        state: FeatureState,
+        *,
+        user_embedder: Embedder,
+        item_embedder: Embedder,
+        item_item_weights: npt.ArrayLike | None,
+        depth: Mapping[str, int],
+        ranker: FeatureRanker,
+        scoring: Reranker | None = None,
+        catalogue: Catalogue | None = None,
+        recent: int = 5,
+    ) -> RankingStage:
+        """A fitted stage rebuilt from what a bundle stores (no training log, no LightGBM).
+
+        Args:
+            state: the features' state of the training events (its item list is the sources').
+            user_embedder: the user tower.
+            item_embedder: the item tower; must know every item.
+            item_item_weights: EASE's float (n_items, n_items) weights, or None (no item-to-item source).
+            depth: candidates per source.
+            ranker: the fitted ranker.
+            scoring: the scoring model, or None.
+            catalogue: item metadata, or None.
+            recent: as :class:`~two_stage_rec.rerankers.features.CandidateFeatures`.
+
+        Raises:
+            InvalidInputError: the parts disagree (weights' shape, the ranker's features).
+        """
+        items = state.item_ids
+        tower = TowerSource(user_embedder, item_embedder, items)
+        sources: dict[str, CandidateSource] = {"tower": tower}
+        if item_item_weights is not None:
+            sources["item_item"] = ItemItemSource(item_item_weights, items, state.history)
+        sources["popularity"] = PopularitySource(dict(zip(items, state.counts.tolist(), strict=True)), items)
+        features = CandidateFeatures(state, tower, scoring=scoring, catalogue=catalogue, recent=recent)
+        stage = cls(sources=sources, depth={name: int(d) for name, d in depth.items()}, features=features)
+        return stage.with_ranker(ranker)
+
+    @property
+    def item_item_weights(self) -> npt.NDArray[np.float32] | None:
+        """EASE's weights when the stage has the item-to-item source, else None."""
+        source = self.sources.get("item_item")
+        return source.weights if isinstance(source, ItemItemSource) else None
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         """The feature columns for these sources."""
@@ -138,6 +186,77 @@ class RankingStage:
             merged, features = self.candidates(users[start:stop], None if exclude is None else exclude[start:stop])
             out[start:stop] = self.ranker.rank(merged, features, k)[0]
         return out
+
+
+class StageCandidateRanker:
+    """A fitted :class:`RankingStage` as a :class:`~two_stage_rec.protocols.CandidateRanker`.
+
+    Serves the stage through :class:`~two_stage_rec.recommender.Recommender`
+    (``candidate_ranker=``), which is how
+    :func:`~two_stage_rec.assembly.assemble` serves ``"ranker"``. Items
+    outside ``metadata`` (the catalogue) or failing the request's filter are
+    excluded *before* candidates are merged, so the pool is filled with items
+    that can be served. Thread safety: ``rank`` only reads the stage.
+    """
+
+    def __init__(self, stage: RankingStage, metadata: Mapping[str, Metadata], *, batch_size: int = 256) -> None:
+        """Args:
+        stage: a stage with a ranker.
+        metadata: item id -> metadata of the items that may be served (the catalogue's).
+        batch_size: users per batch (bounds the (users, items) score blocks of the sources).
+
+        Raises:
+            InvalidInputError: the stage has no ranker.
+        """
+        if stage.ranker is None:
+            raise InvalidInputError("this ranking stage has no ranker; fit one with fit_on_holdout")
+        self._stage = stage
+        self._ranker = stage.ranker
+        self._items = stage.features.item_ids
+        self._servable = [item for item in self._items if item in metadata]
+        self._metadata = [metadata[item] for item in self._servable]
+        self._unservable = frozenset(item for item in self._items if item not in metadata)
+        self._batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return f"StageCandidateRanker(items={len(self._items)}, depth={dict(self._stage.depth)})"
+
+    def _barred(self, filter: Filter | None) -> frozenset[str]:
+        if not filter:
+            return self._unservable
+        passes = filter_mask(filter, self._metadata)
+        return self._unservable | frozenset(
+            item for item, ok in zip(self._servable, passes.tolist(), strict=True) if not ok
+        )
+
+    def rank(
+        self, user_ids: Sequence[str], k: int, *, exclude: Sequence[Collection[str]], filter: Filter | None
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """See :meth:`two_stage_rec.protocols.CandidateRanker.rank`; retrieval scores are the towers'."""
+        if k < 1:
+            raise InvalidInputError(f"k must be positive, got {k}")
+        if len(exclude) != len(user_ids):
+            raise InvalidInputError(f"exclude has {len(exclude)} rows for {len(user_ids)} users")
+        barred = self._barred(filter)
+        n = len(user_ids)
+        ids = np.full((n, k), "", dtype=object)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        retrieval = np.full((n, k), np.nan, dtype=np.float32)
+        for start in range(0, n, self._batch_size):
+            stop = min(start + self._batch_size, n)
+            merged, features = self._stage.candidates(
+                list(user_ids[start:stop]), [barred.union(items) for items in exclude[start:stop]]
+            )
+            ranked = np.where(merged.present, self._ranker.score(features), -np.inf).astype(np.float32)
+            order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+            width = order.shape[1]
+            top = np.take_along_axis(ranked, order, axis=1)
+            found = np.isfinite(top)
+            ids[start:stop, :width] = np.where(found, np.take_along_axis(merged.ids, order, axis=1), "")
+            scores[start:stop, :width] = top
+            tower = merged.scores["tower"]
+            retrieval[start:stop, :width] = np.where(found, np.take_along_axis(tower, order, axis=1), np.nan)
+        return ids, scores, retrieval
 
 
 def _rows(merged: MergedCandidates, index: npt.NDArray[np.int64]) -> MergedCandidates:

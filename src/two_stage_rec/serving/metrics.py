@@ -255,4 +255,5 @@ def instrument(recommender: Recommender, metrics: ServiceMetrics) -> Recommender
         store=TimedStore(recommender.store, metrics.store_query_seconds),
         reranker=TimedReranker(reranker, metrics.reranker_seconds) if reranker is not None else None,
         fallback=recommender.fallback,
+        candidate_ranker=recommender.candidate_ranker,
     )

@@ -114,6 +114,7 @@ class Pipeline:
                 store=base.store,
                 reranker=base.reranker,
                 fallback=fallback,
+                candidate_ranker=base.candidate_ranker,
             )
         if instrument is not None:
             recommender = instrument(recommender)

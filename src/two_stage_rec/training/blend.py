@@ -21,8 +21,16 @@ recipe of :func:`train_pipeline`:
    serving loses no data), and move the blend to them
    (:meth:`~two_stage_rec.rerankers.blend.BlendReranker.moved_to`).
 
+The learned ranking stage (``"ranker"``,
+:mod:`two_stage_rec.rerankers.ranking_stage`; needs LightGBM, the ``ranking``
+extra) joins step 3 when installed: built for the first models and A's events,
+its ranker is fitted on V (:func:`~two_stage_rec.rerankers.ranking_stage.fit_on_holdout`),
+its V estimate is 2-fold cross-fitted like the blend's, and after step 4 it is
+rebuilt for the final models and all training events with the ranker fitted on V
+(:meth:`~two_stage_rec.rerankers.ranking_stage.RankingStage.with_ranker`).
+
 ``recommended`` is the second stage with the best NDCG@10 on V (ties prefer
-``"none"``, then ``"blend"``, then ``"scoring"``: the simpler stage wins). The
+``"none"``, then ``"blend"``, then ``"scoring"``, then ``"ranker"``: the simpler stage wins). The
 test set is never touched. Training takes about twice as long as
 :func:`~two_stage_rec.training.train_models`.
 
@@ -40,11 +48,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec._optional import require
+from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.datasets.splits import per_user_split
-from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.errors import InvalidInputError, MissingDependencyError
 from two_stage_rec.protocols import Embedder, Reranker, VectorStore
 from two_stage_rec.rerankers.blend import BlendReranker, BlendWeights, fit_blend
+from two_stage_rec.rerankers.ranking_stage import RankingStage, fit_on_holdout
 from two_stage_rec.training.config import RetrievalConfig, ScoringConfig, TrainingConfig
 from two_stage_rec.training.data import check_log
 from two_stage_rec.training.models import TrainedModels
@@ -89,7 +100,9 @@ NDCG_CUTOFF = 10
 """k of the NDCG@k that chooses the recommended second stage."""
 
 # Ties go to the simpler stage: retrieval alone, then the blend (which keeps the retrieval score).
-_PREFERENCE: tuple[RerankerName, ...] = ("none", "blend", "scoring")
+_PREFERENCE: tuple[RerankerName, ...] = ("none", "blend", "scoring", "ranker")
+_OPTIONAL: frozenset[RerankerName] = frozenset({"ranker"})
+"""Second stages training may leave out (the ranking stage needs LightGBM)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +112,8 @@ class PipelineTraining:
     Attributes:
         models: towers and scoring model trained on all of ``train``.
         blend: the blend, moved to ``models``' towers (uses ``models.reranker``).
+        ranking_stage: the learned ranking stage for ``models`` (``"ranker"``),
+            or None when it was not trained.
         recommended: the second stage that ranked V best (see the module docstring).
         report: how it was decided: ``"validation_ndcg@10"`` (NDCG@10 on V per
             second stage, higher is better; the blend's cross-fitted),
@@ -111,9 +126,12 @@ class PipelineTraining:
     blend: BlendReranker
     recommended: RerankerName
     report: dict[str, Any] = field(default_factory=dict)
+    ranking_stage: RankingStage | None = None
 
     def reranker(self, name: RerankerName | None = None) -> Reranker | None:
-        """The reranker of a second stage (default: the recommended one); None for ``"none"``.
+        """The reranker of a second stage (default: the recommended one).
+
+        None for ``"none"`` and for ``"ranker"`` (not a pair reranker: see :attr:`ranking_stage`).
 
         Raises:
             InvalidInputError: ``name`` is not one of :data:`~two_stage_rec.types.RERANKER_NAMES`.
@@ -127,18 +145,20 @@ class PipelineTraining:
 
 
 def choose_second_stage(ndcg: Mapping[RerankerName, float]) -> RerankerName:
-    """The second stage with the highest NDCG; ties go to ``"none"``, then ``"blend"``, then ``"scoring"``.
+    """The second stage with the highest NDCG; ties go to ``"none"``, then ``"blend"``, ``"scoring"``, ``"ranker"``.
 
     Args:
-        ndcg: NDCG (higher is better) of each of :data:`~two_stage_rec.types.RERANKER_NAMES`.
+        ndcg: NDCG (higher is better) of each of :data:`~two_stage_rec.types.RERANKER_NAMES`;
+            ``"ranker"`` may be absent (not trained), and is then never chosen.
 
     Raises:
-        InvalidInputError: a second stage has no NDCG.
+        InvalidInputError: a second stage other than ``"ranker"`` has no NDCG.
     """
-    missing = [name for name in RERANKER_NAMES if name not in ndcg]
+    missing = [name for name in RERANKER_NAMES if name not in ndcg and name not in _OPTIONAL]
     if missing:
         raise InvalidInputError(f"no NDCG for {', '.join(missing)}")
-    return max(_PREFERENCE, key=lambda name: ndcg[name])  # max keeps the first of equal values
+    offered = [name for name in _PREFERENCE if name in ndcg]
+    return max(offered, key=lambda name: ndcg[name])  # max keeps the first of equal values
 
 
 def train_pipeline(
@@ -151,6 +171,8 @@ def train_pipeline(
     candidates: int = 50,
     seed: int = 7,
     progress: bool = True,
+    catalogue: Catalogue | None = None,
+    ranking_stage: bool | None = None,
 ) -> PipelineTraining:
     """Train models on ``train``, a blend reranker for them, and choose the second stage to serve.
 
@@ -168,6 +190,11 @@ def train_pipeline(
         candidates: candidates per user when fitting and measuring (match serving's).
         seed: seed of the per-user hold-out split and of the cross-fitting halves.
         progress: progress bars.
+        catalogue: item metadata (genres, year) for the ranking stage's features, or None.
+        ranking_stage: also train the learned ranking stage (``"ranker"``).
+            None (default): when LightGBM is installed, else skipped with a note
+            in the report (``"ranking_stage"``); True: required (raises
+            without LightGBM); False: skipped.
 
     Returns:
         A :class:`PipelineTraining`.
@@ -177,8 +204,10 @@ def train_pipeline(
             below 10, or no user's held-out item is among their candidates
             (nothing to fit the blend on).
         EmptyBatchError: ``train`` holds no events.
+        MissingDependencyError: ``ranking_stage=True`` without LightGBM (the ``ranking`` extra).
     """
     started = time.perf_counter()
+    with_stage, stage_note = _ranking_stage_wanted(ranking_stage)
     log = check_log(train, "train")
     if candidates < NDCG_CUTOFF:
         raise InvalidInputError(f"candidates must be at least {NDCG_CUTOFF}, got {candidates}")
@@ -217,6 +246,30 @@ def train_pipeline(
         "scoring": round(float(ndcg(first.reranker, users).mean()), 6),
         "blend": round(float(np.mean([blend_ndcg[user] for user in users])), 6),
     }
+    fitted_stage: RankingStage | None = None
+    if with_stage:
+        try:
+            fitted_stage = fit_on_holdout(
+                RankingStage.for_models(
+                    fit_part,
+                    user_embedder=user_embedder,
+                    item_embedder=first.item_embedder(),
+                    items=first.item_keys,
+                    scoring=first.reranker,
+                    catalogue=catalogue,
+                ),
+                seen,
+                targets,
+                k=NDCG_CUTOFF,
+                seed=seed,
+            )
+        except InvalidInputError as exc:  # too few held-out users or positives to fit a ranker on
+            stage_note = {"trained": False, "reason": f"skipped: {exc}"}
+    if fitted_stage is not None:
+        # fit_on_holdout measures only users with a held-out item in the item list; the others
+        # score 0 under every stage, so the mean over all V users is comparable with the rest.
+        measured = fitted_stage.report["per_user"]
+        validation_ndcg["ranker"] = round(float(np.sum(measured)) / len(users), 6)
     recommended = choose_second_stage(validation_ndcg)
 
     fitted = fit_blend(
@@ -233,6 +286,23 @@ def train_pipeline(
     blend, r2 = fitted.moved_to(
         first.item_embedder().embed(shared), final.item_embedder().embed(shared), rating_model=final.reranker
     )
+    final_stage: RankingStage | None = None
+    if fitted_stage is not None:
+        assert fitted_stage.ranker is not None  # fit_on_holdout fitted it
+        final_stage = RankingStage.for_models(
+            log,
+            user_embedder=final.user_embedder(),
+            item_embedder=final.item_embedder(),
+            items=final.item_keys,
+            scoring=final.reranker,
+            catalogue=catalogue,
+        ).with_ranker(fitted_stage.ranker)
+        stage_note = {
+            "trained": True,
+            "candidate_recall": fitted_stage.report["candidate_recall"],
+            "depth": fitted_stage.report["depth"],
+            "users": fitted_stage.report["users"],
+        }
     report: dict[str, Any] = {
         "feedback": "implicit" if log.ratings is None else "explicit",
         "config": "PIPELINE_CONFIG" if config is None else "custom",
@@ -247,9 +317,26 @@ def train_pipeline(
         "seed": seed,
         "fitted_weights": {"retrieval": fitted.weights.retrieval, "rating": fitted.weights.rating},
         "item_prior_r2_after_move": r2,
+        "ranking_stage": stage_note,
         "wall_time_s": time.perf_counter() - started,
     }
-    return PipelineTraining(models=final, blend=blend, recommended=recommended, report=report)
+    return PipelineTraining(
+        models=final, blend=blend, recommended=recommended, report=report, ranking_stage=final_stage
+    )
+
+
+def _ranking_stage_wanted(requested: bool | None) -> tuple[bool, dict[str, Any]]:
+    """Whether to train the ranking stage, and the report's note when not."""
+    if requested is False:
+        return False, {"trained": False, "reason": "not requested (ranking_stage=False)"}
+    if requested is True:
+        require("lightgbm", extra="ranking")
+        return True, {"trained": True}
+    try:
+        require("lightgbm", extra="ranking")
+    except MissingDependencyError as exc:
+        return False, {"trained": False, "reason": f"skipped: {exc}"}
+    return True, {"trained": True}
 
 
 def _fit_or_retrieval(
