@@ -208,3 +208,17 @@ def test_without_lightgbm_the_stage_is_skipped_unless_requested(monkeypatch: pyt
     with pytest.raises(MissingDependencyError, match=r"two-stage-rec\[ranking\]"):
         blend._ranking_stage_wanted(True)
     assert blend._ranking_stage_wanted(False)[0] is False
+
+
+def test_the_demo_shows_the_ranking_stage_marked_as_recommended(fitted: tuple[Path, RankingStage]) -> None:
+    from two_stage_rec.cli.demo import render_html, run_demo
+
+    path, _ = fitted
+    bundle = read_bundle(path)
+    user = sorted(bundle.seen_items)[0]
+    result = run_demo(user, models_dir=path, store="memory", k=3, candidates=10, progress=False)
+    assert result.staged is not None and len(result.staged) == 3
+    with assemble(bundle, store="memory") as served:  # the recommended stage is the ranker
+        assert [r.item_id for r in result.staged] == [r.item_id for r in served.recommend(user, k=3, candidates=10)]
+    assert not {r.item_id for r in result.staged} & bundle.seen_items[user]
+    assert "Learned ranking stage — recommended" in render_html(result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeAlias
 
@@ -63,6 +63,9 @@ class DemoResult:
         reranked: top k after the scoring model reordered the candidates.
         blended: top k after the learned blend reordered the same candidates
             (None when the bundle has no blend).
+        staged: top k of the learned ranking stage, which ranks candidates of
+            its own (the towers' and an item-item model's); None when the
+            bundle has no ranking stage.
         recommended: the reranker the bundle recommends (``"none"``, ``"scoring"``, ``"blend"``).
         feedback: ``"explicit"`` or ``"implicit"``.
         candidates: candidates retrieved before reranking.
@@ -77,6 +80,7 @@ class DemoResult:
     retrieval: list[Recommendation]
     reranked: list[Recommendation]
     blended: list[Recommendation] | None
+    staged: list[Recommendation] | None = field(default=None, kw_only=True)
     recommended: str
     feedback: str
     candidates: int
@@ -157,6 +161,7 @@ def run_demo(
             retrieval=ranked["none"],
             reranked=ranked.get("scoring", []),
             blended=ranked.get("blend"),
+            staged=_ranking_stage(served, user_id, k, candidates, include_seen),
             recommended=bundle.manifest.recommended,
             feedback=bundle.manifest.feedback,
             candidates=candidates,
@@ -165,6 +170,19 @@ def run_demo(
             excluded_seen=not include_seen,
             trained_now=trained_now,
         )
+
+
+def _ranking_stage(
+    served: AssembledRecommender, user_id: str, k: int, candidates: int, include_seen: bool
+) -> list[Recommendation] | None:
+    """The ranking stage's top k, from the store already holding the catalogue (no second indexing)."""
+    from two_stage_rec.assembly import assemble
+
+    if served.bundle.ranking_stage is None:
+        return None
+    # Not closed here: the store belongs to ``served``, which closes it.
+    staged = assemble(served.bundle, store=served.store, reranker="ranker", fallback=False, index=False)
+    return staged.recommend(user_id, k=k, candidates=candidates, include_seen=include_seen)
 
 
 def _is_default(models_dir: Path) -> bool:
@@ -236,6 +254,8 @@ def _columns(result: DemoResult) -> list[tuple[str, list[Recommendation], str, b
         columns.append((mark(scoring[0], "scoring"), result.reranked, scoring[1], True))
     if result.blended is not None:
         columns.append((mark("Reranked by learned blend", "blend"), result.blended, "blend score", True))
+    if result.staged is not None:
+        columns.append((mark("Learned ranking stage", "ranker"), result.staged, "ranker score", True))
     return columns
 
 
