@@ -96,6 +96,19 @@ def serve(
             "every user of the machine.",
         ),
     ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option("--max-body-bytes", min=1, help="Largest request body read; a larger one is answered 413."),
+    ] = 1024 * 1024,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log one JSON line per request (method, route, status, duration, batch size) to standard "
+            "error at --log-level info or debug, in place of uvicorn's access log. Headers (the admin token) "
+            "are never logged.",
+        ),
+    ] = True,
 ) -> None:
     """Serve recommendations over HTTP from any bundle: user id in, top-k items out.
 
@@ -114,6 +127,8 @@ def serve(
         from two_stage_rec.serving.admin import AdminToken
         from two_stage_rec.serving.service import ServiceSettings, build_service
 
+        # As uvicorn's: access lines are INFO records, so --log-level warning and above silence them.
+        access_log = access_log and log_level in (LogLevelChoice.info, LogLevelChoice.debug)
         settings = ServiceSettings(
             models=models,
             store=store.value,
@@ -124,7 +139,13 @@ def serve(
             batching=BatchingSettings(max_wait_ms=batch_wait_ms, max_batch_size=max_batch_size) if batching else None,
             admin_token=AdminToken(admin_token) if admin_token else None,
             workers=workers,
+            max_body_bytes=max_body_bytes,
+            access_log=access_log,
         )
+        if access_log:
+            from two_stage_rec.serving.service import enable_access_log
+
+            enable_access_log()
         if workers > 1:
             from two_stage_rec.bundle import read_bundle
 
@@ -150,6 +171,7 @@ def serve(
             host=host,
             port=port,
             log_level=log_level.value,
+            access_log=False,  # ours, or none
         )
         return
     console.print(
@@ -157,7 +179,7 @@ def serve(
         f"reranker {served.reranker_name}); serving on http://{host}:{port} (docs: /docs)"
     )
     # The app owns the store from here: it closes it at shutdown (or when a reload replaces it).
-    run(app, host=host, port=port, log_level=log_level.value)
+    run(app, host=host, port=port, log_level=log_level.value, access_log=False)  # ours, or none
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,9 @@ one ``recommend_batch`` call per group of compatible requests.
 
 Errors map to status codes at this boundary and always carry an
 :class:`~two_stage_rec.serving.schemas.ErrorResponse` body: unknown user 404,
-invalid filter 400, other invalid input 422, store unreachable 503, anything
+invalid filter 400, other invalid input 422, a request body over the limit 413
+(:mod:`two_stage_rec.serving.middleware`), an unknown path 404 (``not_found``),
+a wrong method 405 (``method_not_allowed``), store unreachable 503, anything
 else 500. Store and internal errors are logged server-side and answered with
 a generic message, so no backend detail (hosts, keys, tracebacks) leaks.
 """
@@ -48,6 +50,7 @@ from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
 
 from two_stage_rec import __version__  # noqa: E402
 from two_stage_rec.assembly import AssembledRecommender  # noqa: E402
@@ -65,6 +68,12 @@ from two_stage_rec.serving.admin import AdminToken, BundleLoader, install_admin_
 from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each  # noqa: E402
 from two_stage_rec.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE  # noqa: E402
 from two_stage_rec.serving.metrics import MetricsMiddleware, ServiceMetrics, instrument  # noqa: E402
+from two_stage_rec.serving.middleware import (  # noqa: E402
+    BATCH_SIZE_SCOPE_KEY,
+    DEFAULT_MAX_BODY_BYTES,
+    AccessLogMiddleware,
+    BodySizeLimitMiddleware,
+)
 from two_stage_rec.serving.pipeline import Pipeline, PipelineSlot  # noqa: E402
 from two_stage_rec.serving.schemas import (  # noqa: E402
     DEFAULT_CANDIDATES,
@@ -100,6 +109,10 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorResponse,
         "description": "A parameter is out of range or malformed (`invalid_request`, `invalid_input`).",
+    },
+    413: {
+        "model": ErrorResponse,
+        "description": "The request body is larger than the service accepts (`payload_too_large`).",
     },
     500: {"model": ErrorResponse, "description": "An unexpected failure (`internal_error`); details go to the log."},
     503: {
@@ -184,6 +197,8 @@ def create_app(
     batching: BatchingSettings | None = DEFAULT_BATCHING,
     admin_token: AdminToken | str | None = None,
     metrics: bool = True,
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = False,
 ) -> FastAPI:
     """Build the service around a ready recommender (items already indexed).
 
@@ -207,6 +222,10 @@ def create_app(
             :func:`create_bundle_app`); catalogue updates keep a fallback in step
             only when it is a :class:`~two_stage_rec.serving.catalogue.CatalogueFallback`.
         metrics: serve Prometheus metrics at ``/metrics`` (:mod:`two_stage_rec.serving.metrics`).
+        max_body_bytes: the largest request body read, in bytes (1 MiB by default);
+            a larger one is answered 413 (``payload_too_large``) unread. None: no limit.
+        access_log: write one JSON line per request on the ``two_stage_rec.serving.access``
+            logger (:mod:`two_stage_rec.serving.middleware`).
 
     Returns:
         A FastAPI app; run it with uvicorn (``two-stage-rec serve`` does) or call
@@ -227,6 +246,8 @@ def create_app(
         loader=None,
         workers=1,
         metrics=service_metrics,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
     )
 
 
@@ -240,6 +261,8 @@ def create_bundle_app(
     admin_token: AdminToken | str | None = None,
     workers: int = 1,
     metrics: bool = True,
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = False,
 ) -> FastAPI:
     """Build the service around an assembled bundle; the app owns it from now on.
 
@@ -260,6 +283,8 @@ def create_bundle_app(
         workers: processes serving the same port (``serve --workers``); above 1,
             the admin endpoints answer 501, as an update would reach one worker only.
         metrics: as in :func:`create_app`.
+        max_body_bytes: as in :func:`create_app`.
+        access_log: as in :func:`create_app`.
     """
     service_metrics = _new_metrics() if metrics else None
     wrap = partial(instrument, metrics=service_metrics) if service_metrics is not None else None
@@ -276,6 +301,8 @@ def create_bundle_app(
         make_pipeline=make_pipeline,
         workers=workers,
         metrics=service_metrics,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
     )
 
 
@@ -296,8 +323,12 @@ def _build_app(
     loader: BundleLoader | None,
     workers: int,
     metrics: ServiceMetrics | None,
+    max_body_bytes: int | None,
+    access_log: bool,
     make_pipeline: Callable[[AssembledRecommender, Path], Pipeline] | None = None,
 ) -> FastAPI:
+    if max_body_bytes is not None and max_body_bytes < 1:
+        raise InvalidInputError(f"max_body_bytes must be positive (or None: no limit), got {max_body_bytes}")
     slot = PipelineSlot(initial)
 
     def count_fallbacks(outcomes: Sequence[object]) -> None:
@@ -309,7 +340,9 @@ def _build_app(
         if fallbacks:
             metrics.fallbacks.inc(fallbacks)
 
-    def answer_group(pipeline: Pipeline, group: _Group, requests: list[tuple[str, bool]]) -> list[bytes | Exception]:
+    def answer_group(
+        pipeline: Pipeline, group: _Group, requests: list[tuple[str, bool]]
+    ) -> list[tuple[bytes, int] | Exception]:
         users = [user_id for user_id, _ in requests]
         outcomes = recommend_each(
             pipeline.recommender,
@@ -321,19 +354,22 @@ def _build_app(
             rerank=group.rerank,
         )
         count_fallbacks(outcomes)
+        # Each answer carries how many requests this recommend_batch call answered (for the access log).
         return [
-            outcome if isinstance(outcome, Exception) else user_json(pipeline, user_id, outcome)
+            outcome if isinstance(outcome, Exception) else (user_json(pipeline, user_id, outcome), len(users))
             for user_id, outcome in zip(users, outcomes, strict=True)
         ]
 
     @contextmanager
-    def one_pipeline_per_batch() -> Iterator[Callable[[_Group, list[tuple[str, bool]]], Sequence[bytes | Exception]]]:
+    def one_pipeline_per_batch() -> Iterator[
+        Callable[[_Group, list[tuple[str, bool]]], Sequence[tuple[bytes, int] | Exception]]
+    ]:
         # The pipeline is read once per batch: a reload swaps it between batches, never within one.
         with slot.use() as pipeline:
             yield partial(answer_group, pipeline)
 
     batcher = (
-        MicroBatcher[_Group, tuple[str, bool], bytes].per_batch(
+        MicroBatcher[_Group, tuple[str, bool], tuple[bytes, int]].per_batch(
             one_pipeline_per_batch, batching, name="recommendation-batches"
         )
         if batching is not None
@@ -361,8 +397,14 @@ def _build_app(
             "index, rerank them with a scoring model. Every score is higher-is-better."
         ),
     )
+    # add_middleware wraps what is already there: the access log is outermost (it sees every
+    # answer, 413s included, and times all of it), the body limit innermost (metrics count its 413s).
+    if max_body_bytes is not None:
+        app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if access_log:
+        app.add_middleware(AccessLogMiddleware)
 
     def user_json(pipeline: Pipeline, user_id: str, recommendations: list[Recommendation]) -> bytes:
         return recommendations_json(user_recommendations(user_id, recommendations, pipeline.title_of))
@@ -401,6 +443,7 @@ def _build_app(
 
         @get_one
         async def recommend_one(
+            request: Request,
             user_id: UserIdPath,
             k: KQuery = 5,
             candidates: CandidatesQuery = None,
@@ -410,7 +453,8 @@ def _build_app(
         ) -> Response:
             chosen = candidates if candidates is not None else max(k, DEFAULT_CANDIDATES)
             group = _Group(k, chosen, rerank, _parse_filter(filter))
-            body = await micro_batcher.submit(group, (user_id, exclude_seen))
+            body, batch_size = await micro_batcher.submit(group, (user_id, exclude_seen))
+            request.scope[BATCH_SIZE_SCOPE_KEY] = batch_size
             return Response(body, media_type="application/json")
 
     else:
@@ -562,6 +606,9 @@ class _Group(NamedTuple):
     filter: str | None  # canonical JSON, so that equal filters group together
 
 
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
 def _json(body: BaseModel, status_code: int = 200) -> Response:
     return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
 
@@ -577,6 +624,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     Starlette picks the handler of the most specific class in the exception's MRO,
     so ``InvalidFilterError`` gets 400 although it is also an ``InvalidInputError``.
     """
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own answers (unknown path, wrong method) in the service's error shape.
+        response = _error(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "http_error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(UnknownUserError)
     async def unknown_user(request: Request, exc: UnknownUserError) -> JSONResponse:

@@ -173,7 +173,8 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(
         description="Machine-readable code: `unknown_user`, `unknown_items`, `invalid_input`, `invalid_filter`, "
-        "`invalid_request`, `store_unavailable`, `store_error`, `internal_error`; on the admin endpoints also "
+        "`invalid_request`, `payload_too_large`, `not_found`, `method_not_allowed`, `store_unavailable`, "
+        "`store_error`, `internal_error`; on the admin endpoints also "
         "`unauthorized`, `forbidden`, `reload_in_progress`, `reload_failed` and `not_supported`."
     )
     detail: str = Field(description="What went wrong, for a human. Never holds secrets or stack traces.")

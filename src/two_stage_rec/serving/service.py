@@ -20,6 +20,7 @@ A process manager can use the same factory directly::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.serving.admin import ADMIN_TOKEN_ENV, AdminToken
 from two_stage_rec.serving.app import DEFAULT_BATCHING, create_bundle_app
 from two_stage_rec.serving.batching import BatchingSettings
+from two_stage_rec.serving.middleware import ACCESS_LOGGER, DEFAULT_MAX_BODY_BYTES, access_log_handler
 
-__all__ = ["ENV_PREFIX", "ServiceSettings", "app_from_environment", "build_service"]
+__all__ = ["ENV_PREFIX", "ServiceSettings", "app_from_environment", "build_service", "enable_access_log"]
 
 ENV_PREFIX = "TWO_STAGE_REC_SERVE_"
 """Prefix of the environment variables :meth:`ServiceSettings.from_environment` reads."""
@@ -60,6 +62,8 @@ class ServiceSettings:
             this bearer token; None: they do not exist. Read from
             ``TWO_STAGE_REC_ADMIN_TOKEN`` (not prefixed: the same variable ``serve`` reads).
         workers: processes serving the same port; above 1 the admin endpoints answer 501.
+        max_body_bytes: the largest request body read; a larger one is answered 413.
+        access_log: write one JSON line per request on the ``two_stage_rec.serving.access`` logger.
     """
 
     models: Path
@@ -71,6 +75,8 @@ class ServiceSettings:
     batching: BatchingSettings | None = DEFAULT_BATCHING
     admin_token: AdminToken | None = field(default=None, repr=False)
     workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    access_log: bool = False
 
     def to_environment(self) -> dict[str, str]:
         """These settings as environment variables (``TWO_STAGE_REC_SERVE_*``), for worker processes."""
@@ -79,6 +85,8 @@ class ServiceSettings:
         return {
             **secret,
             f"{ENV_PREFIX}WORKERS": str(self.workers),
+            f"{ENV_PREFIX}MAX_BODY_BYTES": str(self.max_body_bytes),
+            f"{ENV_PREFIX}ACCESS_LOG": "1" if self.access_log else "0",
             f"{ENV_PREFIX}MODELS": str(self.models),
             f"{ENV_PREFIX}STORE": self.store,
             f"{ENV_PREFIX}STORE_SETTINGS": json.dumps(dict(self.store_settings)),
@@ -147,8 +155,13 @@ class ServiceSettings:
         workers = number("WORKERS", 1)
         if not workers.is_integer() or workers < 1:
             raise InvalidInputError(f"{ENV_PREFIX}WORKERS must be a positive integer, got {workers!r}")
+        max_body = number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        if not max_body.is_integer() or max_body < 1:
+            raise InvalidInputError(f"{ENV_PREFIX}MAX_BODY_BYTES must be a positive integer, got {max_body!r}")
         token = env.get(ADMIN_TOKEN_ENV)
         return cls(
+            max_body_bytes=int(max_body),
+            access_log=flag("ACCESS_LOG", False),
             admin_token=AdminToken(token) if token else None,
             workers=int(workers),
             models=Path(get("MODELS")),
@@ -190,6 +203,8 @@ def build_service(settings: ServiceSettings) -> tuple[FastAPI, AssembledRecommen
         batching=settings.batching,
         admin_token=settings.admin_token,
         workers=settings.workers,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
     )
     return app, served
 
@@ -200,5 +215,19 @@ def app_from_environment() -> FastAPI:
     uvicorn calls it in each worker process (``serve --workers N``; a factory,
     so that importing this module assembles nothing).
     """
-    app, _ = build_service(ServiceSettings.from_environment())
+    settings = ServiceSettings.from_environment()
+    if settings.access_log:
+        enable_access_log()
+    app, _ = build_service(settings)
     return app
+
+
+def enable_access_log() -> None:
+    """Send the access log (one JSON object a line) to standard error, at INFO (idempotent)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(getattr(handler, "_two_stage_rec_access", False) for handler in logger.handlers):
+        handler = access_log_handler()
+        handler._two_stage_rec_access = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # one line per request, not a second copy through the root logger
