@@ -65,8 +65,8 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(
 ) -> None:
     served: dict[str, object] = {}
 
-    def fake_run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
-        served.update(app=app, host=host, port=port, log_level=log_level)
+    def fake_run(app: FastAPI, *, host: str, port: int, log_level: str, access_log: bool) -> None:
+        served.update(app=app, host=host, port=port, log_level=log_level, access_log=access_log)
 
     # Running uvicorn for real is covered in test_serving.py; here only the wiring.
     monkeypatch.setattr("two_stage_rec.serving.run", fake_run)
@@ -76,6 +76,7 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(
     )
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"], served["log_level"]) == ("127.0.0.1", 8123, "info")
+    assert served["access_log"] is False  # uvicorn's own access log: the service writes JSON lines instead
     app = served["app"]
     assert isinstance(app, FastAPI)
     client = TestClient(app)
