@@ -313,6 +313,8 @@ def install_admin_routes(
         return None
 
     def reload_in_background(path: Path, outcome: Future[Pipeline]) -> None:
+        pipeline: Pipeline | None = None
+        failure: BaseException | None = None
         try:
             assert loader is not None
             served = loader(path)
@@ -326,14 +328,20 @@ def install_admin_routes(
             logger.info("reloaded the models from %s", path)
             if metrics is not None:
                 metrics.reloads.labels("success").inc()
-            outcome.set_result(pipeline)
         except BaseException as exc:
             logger.warning("reloading the models from %s failed: %s", path, exc)
             if metrics is not None:
                 metrics.reloads.labels("failure").inc()
-            outcome.set_exception(exc)
+            failure = exc
         finally:
+            # Released before the answer is handed back: a client that reloads again as soon
+            # as its reload answered must not find the lock still held (a spurious 409).
             reloading.release()
+        if failure is not None:
+            outcome.set_exception(failure)
+        else:
+            assert pipeline is not None
+            outcome.set_result(pipeline)
 
     @app.post(
         "/admin/reload",
