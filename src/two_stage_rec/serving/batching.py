@@ -24,8 +24,8 @@ into batching:
   a lone sequential client, is answered at once.
 * The worker computes on one core by default (``compute_threads=1``): the
   libraries' own thread pools (FAISS's OpenMP, numpy's BLAS) would otherwise
-  spin-wait against the event loop for the same cores. On the shared 2-core
-  machine a 10-user FAISS batch took 55 ms at the median with OpenMP's two
+  spin-wait against the event loop for the same cores. Measured on 2 CPUs
+  under load, a 10-user FAISS batch took 55 ms at the median with OpenMP's two
   threads and 2 ms with one; 100 users, 112 ms against 12 ms.
 * A batch can be answered by one version of the model throughout
   (:meth:`MicroBatcher.per_batch`): the answer function is chosen once when
