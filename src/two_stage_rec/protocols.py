@@ -55,6 +55,7 @@ __all__ = [
     "Embedder",
     "EventuallyConsistent",
     "Fallback",
+    "FoldIn",
     "Persistent",
     "Reranker",
     "VectorStore",
@@ -249,6 +250,42 @@ class CandidateRanker(Protocol):
             (``""`` pads when fewer exist), float32 (n, k) scores, best first,
             higher is better (``-inf`` pads), and float32 (n, k) the towers'
             retrieval score of each item.
+        """
+        ...
+
+
+@runtime_checkable
+class FoldIn(Protocol):
+    """Turn a few interactions into a user vector, without retraining (new users, recent activity).
+
+    A :class:`~two_stage_rec.recommender.Recommender` given one answers a
+    request that carries a ``history`` with the folded-in vector: an unknown
+    user is then personalised instead of getting the fallback, and a known
+    user's trained vector is updated with what they did since training.
+    :mod:`two_stage_rec.fold_in` holds the implementations.
+    """
+
+    def fold_in(
+        self,
+        item_vectors: Sequence[FloatMatrix],
+        *,
+        ratings: Sequence[FloatVector | None],
+        priors: Sequence[FloatVector | None],
+    ) -> FloatMatrix:
+        """One user vector per history.
+
+        Args:
+            item_vectors: per user, float32 (h_i, d) vectors of the items in
+                their history (h_i >= 1), oldest first when the order is known.
+            ratings: per user, float32 (h_i,) ratings of those items, or None
+                (implicit feedback: each item counts as a positive).
+            priors: per user, their trained float32 (d,) vector when the
+                user embedder knows them (the history then holds what they
+                did since training as well as before), or None for a new user.
+
+        Returns:
+            float32 (n, d): vectors for the user embedder's space, so that the
+            store's similarity to item vectors ranks items (higher is better).
         """
         ...
 
