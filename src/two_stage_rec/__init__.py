@@ -42,8 +42,10 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
-from two_stage_rec.protocols import Embedder, Fallback, Reranker, VectorStore
-from two_stage_rec.recommender import Recommendation, Recommender, Source
+from two_stage_rec.explain import Explanation
+from two_stage_rec.policies.base import Policy, RankedList
+from two_stage_rec.protocols import Embedder, Fallback, FoldIn, Reranker, VectorStore
+from two_stage_rec.recommender import History, Recommendation, Recommender, Source
 from two_stage_rec.types import FetchResult, Filter, Metadata, Metric, QueryResult, RerankerName, StoreStats
 
 if TYPE_CHECKING:
@@ -76,9 +78,12 @@ __all__ = [
     "DuplicateIdError",
     "Embedder",
     "EmptyBatchError",
+    "Explanation",
     "Fallback",
     "FetchResult",
     "Filter",
+    "FoldIn",
+    "History",
     "IndexConfigurationError",
     "InvalidFilterError",
     "InvalidIdError",
@@ -94,8 +99,10 @@ __all__ = [
     "NonFiniteVectorError",
     "PartialWriteError",
     "PersistenceError",
+    "Policy",
     "PopularityFallback",
     "QueryResult",
+    "RankedList",
     "Recommendation",
     "Recommender",
     "Reranker",

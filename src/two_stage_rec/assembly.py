@@ -30,8 +30,9 @@ import numpy.typing as npt
 from two_stage_rec.bundle import Bundle, ModelBackend, RerankerChoice, read_bundle
 from two_stage_rec.cold_start import PopularityFallback
 from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.policies.base import Policy
 from two_stage_rec.protocols import Closeable, EventuallyConsistent, Reranker, VectorStore
-from two_stage_rec.recommender import Recommendation, Recommender
+from two_stage_rec.recommender import History, Recommendation, Recommender
 from two_stage_rec.rerankers.ranking_stage import StageCandidateRanker
 from two_stage_rec.stores.registry import open_store
 from two_stage_rec.types import Filter, RerankerName
@@ -99,6 +100,9 @@ class AssembledRecommender:
         include_seen: bool = False,
         exclude: Collection[str] = (),
         rerank: bool = True,
+        history: History | None = None,
+        policies: Sequence[Policy] = (),
+        explain: bool = False,
     ) -> list[Recommendation]:
         """Top-k items for one user, best first (scores: higher is better).
 
@@ -112,6 +116,13 @@ class AssembledRecommender:
                 training (left out by default).
             exclude: further item ids to leave out.
             rerank: False ranks by retrieval score only.
+            history: interactions given now (item ids, or item id -> rating):
+                the user's vector is folded in from them (a new user is
+                personalised, ``folded_in=True``); the items are left out of the
+                recommendations like the seen ones (unless ``include_seen``).
+            policies: post-ranking policies, applied in order (see
+                :mod:`two_stage_rec.policies`).
+            explain: attach an explanation to each recommendation.
         """
         return self.recommend_batch(
             [user_id],
@@ -121,6 +132,9 @@ class AssembledRecommender:
             include_seen=include_seen,
             exclude=[exclude],
             rerank=rerank,
+            history=None if history is None else [history],
+            policies=policies,
+            explain=explain,
         )[0]
 
     def recommend_batch(
@@ -133,17 +147,34 @@ class AssembledRecommender:
         include_seen: bool = False,
         exclude: Sequence[Collection[str]] | None = None,
         rerank: bool = True,
+        history: Sequence[History | None] | None = None,
+        policies: Sequence[Policy] = (),
+        explain: bool = False,
     ) -> list[list[Recommendation]]:
-        """Top-k items for many users in one batch; as :meth:`recommend`, ``exclude`` aligned with ``user_ids``."""
+        """Top-k items for many users in one batch; as :meth:`recommend`, ``exclude`` and ``history``
+        aligned with ``user_ids``."""
         if exclude is not None and len(exclude) != len(user_ids):
             raise InvalidInputError(f"got {len(exclude)} exclusion sets for {len(user_ids)} users")
+        if history is not None and (isinstance(history, str) or len(history) != len(user_ids)):
+            raise InvalidInputError(f"history must hold one history (or None) per user, for {len(user_ids)} users")
         excluded: list[Collection[str]] = []
         for row, user_id in enumerate(user_ids):
-            extra = exclude[row] if exclude is not None else ()
+            extra = frozenset(exclude[row]) if exclude is not None else frozenset()
             base = frozenset() if include_seen else self.seen(user_id)
-            excluded.append(base | frozenset(extra) if extra else base)
+            given = history[row] if history is not None else None
+            if given is not None and not include_seen and not isinstance(given, str):
+                extra |= frozenset(str(item) for item in given)
+            excluded.append(base | extra if extra else base)
         return self.recommender.recommend_batch(
-            list(user_ids), k=k, candidates=candidates, exclude=excluded, filter=filter, rerank=rerank
+            list(user_ids),
+            k=k,
+            candidates=candidates,
+            exclude=excluded,
+            filter=filter,
+            rerank=rerank,
+            history=history,
+            policies=policies,
+            explain=explain,
         )
 
     def close(self) -> None:
@@ -234,6 +265,7 @@ def assemble(
             reranker=chosen,
             fallback=popularity_fallback(loaded) if fallback else None,
             candidate_ranker=_candidate_ranker(loaded) if name == "ranker" else None,
+            user_items=loaded.seen_items,
         )
         indexed = 0
         if index:

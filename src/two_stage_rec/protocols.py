@@ -281,7 +281,7 @@ class FoldIn(Protocol):
                 (implicit feedback: each item counts as a positive).
             priors: per user, their trained float32 (d,) vector when the
                 user embedder knows them (the history then holds what they
-                did since training as well as before), or None for a new user.
+                did since training), or None for a new user.
 
         Returns:
             float32 (n, d): vectors for the user embedder's space, so that the

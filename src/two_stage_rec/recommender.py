@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Literal, TypeAlias, cast
 
@@ -20,26 +20,36 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
+from two_stage_rec.explain import Explanation, nearest_history
 from two_stage_rec.filters import compile_filter
+from two_stage_rec.policies.base import Policy, RankedList, apply_policies, extra_items, needs_vectors
 from two_stage_rec.protocols import (
     CandidateRanker,
     Embedder,
     Fallback,
+    FoldIn,
     Reranker,
     VectorStore,
     input_width,
     returns_values,
 )
-from two_stage_rec.types import Filter, FloatMatrix, Metadata, QueryResult
+from two_stage_rec.types import Filter, FloatMatrix, FloatVector, Metadata, QueryResult
 from two_stage_rec.validation import check_ids, check_metadata
 
-__all__ = ["Recommendation", "Recommender", "Source"]
+__all__ = ["History", "Recommendation", "Recommender", "Source"]
 
-Source: TypeAlias = Literal["reranked", "retrieval", "fallback"]
+Source: TypeAlias = Literal["reranked", "retrieval", "fallback", "pinned"]
 """How a recommendation was ranked: by the reranker, by retrieval score alone,
-or by the cold-start fallback (the user was unknown)."""
+by the cold-start fallback (the user was unknown), or placed by a pinning
+policy without being ranked."""
 
 ExcludeArg: TypeAlias = Mapping[str, Collection[str]] | Sequence[Collection[str]] | None
+
+History: TypeAlias = Sequence[str] | Mapping[str, float]
+"""A user's interactions given with a request: item ids (oldest first when
+known; implicit feedback) or item id -> rating (explicit feedback)."""
+
+HistoryArg: TypeAlias = Mapping[str, History] | Sequence[History | None] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,10 @@ class Recommendation:
             fallback recommendations, which were not retrieved).
         metadata: the item's stored metadata (``{}`` when none).
         source: how it was ranked; see :data:`Source`.
+        folded_in: the user's vector was folded in from the request's
+            ``history`` (a new user, or a known one with recent activity)
+            rather than the trained one.
+        explanation: why the item is there, when asked for with ``explain=True``.
     """
 
     item_id: str
@@ -62,6 +76,8 @@ class Recommendation:
     retrieval_score: float
     metadata: Metadata = field(default_factory=dict)
     source: Source = "retrieval"
+    folded_in: bool = False
+    explanation: Explanation | None = None
 
 
 class Recommender:
@@ -86,6 +102,13 @@ class Recommender:
             items it ranks are then looked up in the store, and those no longer
             stored, or whose stored metadata fail the filter, are dropped.
             ``rerank=False`` and unknown users are answered as without it.
+        fold_in: turns a request's ``history`` into a user vector (see
+            :class:`~two_stage_rec.protocols.FoldIn` and
+            :mod:`two_stage_rec.fold_in`). When None, a request with a history
+            raises :class:`InvalidInputError`.
+        user_items: the items each known user interacted with (e.g. in
+            training): the history that ``explain=True`` names the nearest
+            items of. Users absent from it have only their request's history.
 
     Raises:
         DimensionMismatchError: an embedder's dimension differs from the
@@ -106,6 +129,8 @@ class Recommender:
         reranker: Reranker | None = None,
         fallback: Fallback | None = None,
         candidate_ranker: CandidateRanker | None = None,
+        fold_in: FoldIn | None = None,
+        user_items: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         if user_embedder.dimension != store.dimension:
             raise DimensionMismatchError(store.dimension, user_embedder.dimension, "user embeddings")
@@ -127,6 +152,8 @@ class Recommender:
         self.reranker = reranker
         self.fallback = fallback
         self.candidate_ranker = candidate_ranker
+        self.fold_in = fold_in
+        self.user_items: Mapping[str, Collection[str]] = user_items if user_items is not None else {}
 
     def __repr__(self) -> str:
         return (
@@ -207,6 +234,9 @@ class Recommender:
         exclude: Collection[str] = (),
         filter: Filter | None = None,
         rerank: bool = True,
+        history: History | None = None,
+        policies: Sequence[Policy] = (),
+        explain: bool = False,
     ) -> list[Recommendation]:
         """Top-k items for one user, best first.
 
@@ -223,16 +253,38 @@ class Recommender:
             filter: metadata filter in the Pinecone filter language.
             rerank: rerank with the reranker (when one is set); False ranks by
                 retrieval score only.
+            history: the user's interactions, given now (item ids, or item id
+                -> rating): the user's vector is then folded in from them
+                (``folded_in=True``), so a user the model has never seen is
+                personalised. Items the store does not hold are ignored; with
+                none left, the user is answered as without a history. The
+                history's items are not excluded here (the assembled
+                recommender excludes them with the seen items).
+            policies: post-ranking policies applied in order to all ranked
+                candidates before the first k are kept (see
+                :mod:`two_stage_rec.policies`).
+            explain: attach an :class:`~two_stage_rec.explain.Explanation` to
+                each recommendation.
 
         Returns:
             At most k recommendations, fewer only when the catalogue (after
-            exclusions and filter) holds fewer.
+            exclusions, filter and policies) holds fewer.
 
         Raises:
             UnknownUserError: the user is unknown and no fallback is set.
+            InvalidInputError: a history is given and no ``fold_in`` is set,
+                or the history is malformed.
         """
         return self.recommend_batch(
-            [user_id], k=k, candidates=candidates, exclude=[exclude], filter=filter, rerank=rerank
+            [user_id],
+            k=k,
+            candidates=candidates,
+            exclude=[exclude],
+            filter=filter,
+            rerank=rerank,
+            history=None if history is None else [history],
+            policies=policies,
+            explain=explain,
         )[0]
 
     def recommend_batch(
@@ -244,6 +296,9 @@ class Recommender:
         exclude: ExcludeArg = None,
         filter: Filter | None = None,
         rerank: bool = True,
+        history: HistoryArg = None,
+        policies: Sequence[Policy] = (),
+        explain: bool = False,
     ) -> list[list[Recommendation]]:
         """Top-k items for many users with one embedder call, one reranker call
         for all candidates of all users, and one store query (one per group of
@@ -259,30 +314,65 @@ class Recommender:
                 reranking; as in :meth:`recommend`.
             filter: metadata filter; as in :meth:`recommend`.
             rerank: whether to rerank; as in :meth:`recommend`.
+            history: per-user histories given now: a mapping user id ->
+                history, or a sequence aligned with ``user_ids`` (None for a
+                user without one); as in :meth:`recommend`.
+            policies: as in :meth:`recommend`.
+            explain: as in :meth:`recommend`.
 
         Returns:
             n lists, one per user in input order, each best first.
         """
         users = self._check_request(user_ids, k, candidates)
+        chosen_policies = _check_policies(policies)
         excluded = self._exclusions(users, exclude)
-        rows, user_vectors, unknown = self._embed_users(users)
+        histories = self._histories(users, history)
+        # Policies choose among all ranked candidates, and explanations rank items among them.
+        depth = candidates if chosen_policies or explain else k
+        rows, user_vectors, unknown = self._embed_users(users, fallback_for=histories)
+        folded: list[int] = []
+        if any(h is not None for h in histories):
+            rows, user_vectors, unknown, folded = self._fold_in(users, histories, rows, user_vectors, unknown)
         results: list[list[Recommendation]] = [[] for _ in users]
-        if rows and rerank and self.candidate_ranker is not None:
+        folded_set = frozenset(folded)
+        stage = rerank and self.candidate_ranker is not None
+        # The ranking stage knows users by their training history: folded-in vectors go through the index.
+        stage_at = [i for i, row in enumerate(rows) if stage and row not in folded_set]
+        index_at = [i for i, row in enumerate(rows) if not stage or row in folded_set]
+        if stage_at:
+            assert self.candidate_ranker is not None
             ranked = self._rank_own_candidates(
-                [users[r] for r in rows], [excluded[r] for r in rows], k, candidates, filter, self.candidate_ranker
+                [users[rows[i]] for i in stage_at],
+                [excluded[rows[i]] for i in stage_at],
+                depth,
+                max(candidates, depth),
+                filter,
+                self.candidate_ranker,
             )
-            for row, recommendations in zip(rows, ranked, strict=True):
-                results[row] = recommendations
-        elif rows:
-            ranked = self._retrieve_and_rank(user_vectors, [excluded[r] for r in rows], k, candidates, filter, rerank)
-            for row, recommendations in zip(rows, ranked, strict=True):
-                results[row] = recommendations
+            for i, recommendations in zip(stage_at, ranked, strict=True):
+                results[rows[i]] = recommendations
+        if index_at:
+            at = np.asarray(index_at, dtype=np.int64)
+            ranked = self._retrieve_and_rank(
+                user_vectors[at], [excluded[rows[i]] for i in index_at], depth, candidates, filter, rerank
+            )
+            for i, recommendations in zip(index_at, ranked, strict=True):
+                results[rows[i]] = recommendations
         for row in unknown:
             assert self.fallback is not None  # _embed_users raised otherwise
             results[row] = [
                 Recommendation(item_id, score, float("nan"), metadata, "fallback")
-                for item_id, score, metadata in self.fallback.top(k, exclude=excluded[row], filter=filter)
+                for item_id, score, metadata in self.fallback.top(depth, exclude=excluded[row], filter=filter)
             ]
+        for row in folded:
+            results[row] = [replace(rec, folded_in=True) for rec in results[row]]
+        ranks = [_retrieval_ranks(row) for row in results] if explain else []
+        if chosen_policies:
+            results = self._apply_policies(results, chosen_policies, k, excluded, filter)
+        elif depth > k:
+            results = [row[:k] for row in results]
+        if explain:
+            results = self._explain(users, histories, results, ranks)
         return results
 
     def _query(self, vectors: FloatMatrix, top_k: int, filter: Filter | None, include_values: bool) -> QueryResult:
@@ -392,8 +482,16 @@ class Recommender:
             raise InvalidInputError("exclude must be a mapping user -> ids or one collection per user")
         return [frozenset(items) for items in exclude]
 
-    def _embed_users(self, users: list[str]) -> tuple[list[int], FloatMatrix, list[int]]:
+    def _embed_users(
+        self, users: list[str], *, fallback_for: Sequence[object | None] = ()
+    ) -> tuple[list[int], FloatMatrix, list[int]]:
         """Embed all users in one call; unknown users go to the fallback (or raise).
+
+        Args:
+            users: the request's user ids.
+            fallback_for: per user, their request history or None: an unknown
+                user with a history may still be folded in, so it raises only
+                later, when that fails too.
 
         Returns:
             (rows of the known users in ``users``, their vectors float32 (len(rows), d),
@@ -403,7 +501,10 @@ class Recommender:
             vectors = self.user_embedder.embed(users)
         except UnknownKeyError as exc:
             if self.fallback is None:
-                raise UnknownUserError(exc.keys) from exc
+                has_history = {user for user, h in zip(users, fallback_for, strict=False) if h is not None}
+                without = [key for key in exc.keys if key not in has_history or self.fold_in is None]
+                if without:
+                    raise UnknownUserError(without) from exc
             missing = set(exc.keys)
             unknown = [row for row, user in enumerate(users) if user in missing]
             known_rows = [row for row, user in enumerate(users) if user not in missing]
@@ -415,6 +516,205 @@ class Recommender:
         if vectors.shape != (len(users), self.store.dimension):
             raise DimensionMismatchError(self.store.dimension, vectors.shape[-1], "user embeddings")
         return list(range(len(users))), vectors, []
+
+    def _histories(self, users: list[str], history: HistoryArg) -> list[tuple[list[str], FloatVector | None] | None]:
+        """Per user, their request history as (item ids, float32 ratings or None), or None.
+
+        Raises:
+            InvalidInputError: malformed histories (not aligned with the users,
+                an empty one, bad ids, non-finite ratings), or a history with no
+                ``fold_in`` set.
+        """
+        if history is None:
+            return [None] * len(users)
+        if isinstance(history, Mapping):
+            given: list[History | None] = [history.get(user) for user in users]
+        elif isinstance(history, str) or len(history) != len(users):
+            raise InvalidInputError("history must be a mapping user -> history or one history (or None) per user")
+        else:
+            given = list(history)
+        if any(h is not None for h in given) and self.fold_in is None:
+            raise InvalidInputError("a history was given but this recommender has no fold_in")
+        out: list[tuple[list[str], FloatVector | None] | None] = []
+        for user, items in zip(users, given, strict=True):
+            if items is None:
+                out.append(None)
+                continue
+            if isinstance(items, str):
+                raise InvalidInputError(
+                    f"the history of user {user!r} must be item ids or item id -> rating, not a str"
+                )
+            if not items:
+                raise InvalidInputError(f"the history of user {user!r} is empty")
+            if isinstance(items, Mapping):
+                ids = check_ids(list(items))
+                ratings = np.asarray([items[i] for i in items], dtype=np.float32)
+                if not np.isfinite(ratings).all():
+                    raise InvalidInputError(f"the history of user {user!r} holds a non-finite rating")
+                out.append((ids, ratings))
+            else:
+                # A repeated item counts once, at its latest position.
+                checked = check_ids(list(items), require_unique=False)
+                ids = list(reversed(dict.fromkeys(reversed(checked))))
+                out.append((ids, None))
+        return out
+
+    def _fold_in(
+        self,
+        users: list[str],
+        histories: list[tuple[list[str], FloatVector | None] | None],
+        rows: list[int],
+        vectors: FloatMatrix,
+        unknown: list[int],
+    ) -> tuple[list[int], FloatMatrix, list[int], list[int]]:
+        """Replace (known users) or add (unknown users) the vectors of users with a history.
+
+        Returns:
+            (rows, their vectors, rows still unknown, rows folded in), rows in ascending order.
+
+        Raises:
+            UnknownUserError: an unknown user's history holds no stored item and no fallback is set.
+        """
+        assert self.fold_in is not None  # _histories checked
+        distinct = sorted({item for h in histories if h is not None for item in h[0]})
+        stored = self.store.fetch(distinct)
+        vector_of = dict(zip(stored.ids, np.asarray(stored.vectors, dtype=np.float32), strict=True))
+        trained = {row: vectors[i] for i, row in enumerate(rows)}
+        folded: list[int] = []
+        item_vectors: list[FloatMatrix] = []
+        ratings: list[FloatVector | None] = []
+        priors: list[FloatVector | None] = []
+        for row, history in enumerate(histories):
+            if history is None:
+                continue
+            ids, given_ratings = history
+            kept = [i for i, item in enumerate(ids) if item in vector_of]
+            if not kept:
+                continue  # nothing to fold in: answered as without a history
+            folded.append(row)
+            item_vectors.append(np.stack([vector_of[ids[i]] for i in kept]))
+            ratings.append(None if given_ratings is None else given_ratings[kept])
+            priors.append(trained.get(row))
+        if folded:
+            new = np.asarray(self.fold_in.fold_in(item_vectors, ratings=ratings, priors=priors), dtype=np.float32)
+            if new.shape != (len(folded), self.store.dimension):
+                raise InvalidResultError(
+                    f"{type(self.fold_in).__name__} returned shape {new.shape} for {len(folded)} histories "
+                    f"of dimension {self.store.dimension}"
+                )
+            if not np.isfinite(new).all():
+                raise InvalidResultError(f"{type(self.fold_in).__name__} returned a non-finite user vector")
+            trained.update(zip(folded, new, strict=True))
+        still_unknown = [row for row in unknown if row not in trained]
+        if still_unknown and self.fallback is None:
+            raise UnknownUserError([users[row] for row in still_unknown])
+        all_rows = sorted(trained)
+        dimension = self.store.dimension
+        matrix = np.stack([trained[row] for row in all_rows]) if all_rows else np.empty((0, dimension), np.float32)
+        return all_rows, matrix.astype(np.float32, copy=False), still_unknown, folded
+
+    def _apply_policies(
+        self,
+        results: list[list[Recommendation]],
+        policies: list[Policy],
+        k: int,
+        excluded: list[frozenset[str]],
+        filter: Filter | None,
+    ) -> list[list[Recommendation]]:
+        """Each user's ranked candidates through the policies, cut to k."""
+        extra = extra_items(policies)
+        extra_found: dict[str, Metadata] = {}
+        if extra:
+            passes = compile_filter(filter)
+            fetched = self.store.fetch(sorted(extra))
+            extra_found = {i: m for i, m in zip(fetched.ids, fetched.metadata, strict=True) if passes(m)}
+        vector_of: dict[str, FloatVector] = {}
+        if needs_vectors(policies):
+            wanted = sorted({rec.item_id for row in results for rec in row} | set(extra_found))
+            fetched = self.store.fetch(wanted)
+            vector_of = dict(zip(fetched.ids, np.asarray(fetched.vectors, dtype=np.float32), strict=True))
+        out: list[list[Recommendation]] = []
+        for row, recommendations in enumerate(results):
+            listed = list(recommendations)
+            present = {rec.item_id for rec in listed}
+            folded = bool(listed) and listed[0].folded_in
+            for item, metadata in extra_found.items():
+                if item not in present and item not in excluded[row]:
+                    listed.append(Recommendation(item, float("-inf"), float("nan"), metadata, "pinned", folded))
+            vectors = None
+            if vector_of:
+                # An item deleted from the store since it was ranked has no vector: it cannot be placed.
+                listed = [rec for rec in listed if rec.item_id in vector_of]
+                dimension = self.store.dimension
+                vectors = (
+                    np.stack([vector_of[rec.item_id] for rec in listed])
+                    if listed
+                    else np.empty((0, dimension), np.float32)
+                )
+            ranked = RankedList.of(
+                [rec.item_id for rec in listed],
+                np.asarray([rec.score for rec in listed], dtype=np.float32),
+                [rec.metadata for rec in listed],
+                vectors=vectors,
+            )
+            shaped = apply_policies(ranked, policies, k)
+            scores: list[float] = shaped.scores.tolist()
+            out.append(
+                [
+                    replace(listed[p], score=score) if score != listed[p].score else listed[p]
+                    for p, score in zip(shaped.positions.tolist(), scores, strict=True)
+                ]
+            )
+        return out
+
+    def _explain(
+        self,
+        users: list[str],
+        histories: list[tuple[list[str], FloatVector | None] | None],
+        results: list[list[Recommendation]],
+        ranks: list[dict[str, int]],
+    ) -> list[list[Recommendation]]:
+        """Attach an explanation to every recommendation (one store fetch, one product per user)."""
+        user_history: list[list[str]] = []
+        for user, history in zip(users, histories, strict=True):
+            items = list(dict.fromkeys([*sorted(self.user_items.get(user, ())), *(history[0] if history else ())]))
+            user_history.append(items)
+        wanted = sorted({rec.item_id for row in results for rec in row} | {i for h in user_history for i in h})
+        fetched = self.store.fetch(wanted) if wanted else None
+        vector_of = (
+            dict(zip(fetched.ids, np.asarray(fetched.vectors, dtype=np.float32), strict=True)) if fetched else {}
+        )
+        source_of: dict[Source, str] = {
+            "reranked": "ranker" if self.candidate_ranker is not None else "index",
+            "retrieval": "index",
+            "fallback": "fallback",
+            "pinned": "pinned",
+        }
+        out: list[list[Recommendation]] = []
+        for row, recommendations in enumerate(results):
+            known = [item for item in user_history[row] if item in vector_of]
+            shown = [rec for rec in recommendations if rec.item_id in vector_of]
+            because: dict[str, tuple[tuple[str, float], ...]] = {}
+            if known and shown:
+                nearest = nearest_history(
+                    np.stack([vector_of[rec.item_id] for rec in shown]),
+                    known,
+                    np.stack([vector_of[item] for item in known]),
+                )
+                because = {rec.item_id: near for rec, near in zip(shown, nearest, strict=True)}
+            explained = []
+            for rec in recommendations:
+                source = source_of[rec.source]
+                if rec.source == "reranked" and rec.folded_in:
+                    source = "index"  # folded-in users are retrieved from the index, never by the candidate ranker
+                explanation = Explanation(
+                    because=because.get(rec.item_id, ()),
+                    candidate_source=source,
+                    retrieval_rank=ranks[row].get(rec.item_id),
+                )
+                explained.append(replace(rec, explanation=explanation))
+            out.append(explained)
+        return out
 
     def _rank_own_candidates(
         self,
@@ -581,3 +881,22 @@ def _candidate_columns(result: QueryResult, excluded: list[frozenset[str]], cand
     for row, kept in enumerate(kept_per_row):
         columns[row, : len(kept)] = kept
     return columns
+
+
+def _check_policies(policies: Sequence[Policy]) -> list[Policy]:
+    if isinstance(policies, Policy):
+        return [policies]
+    chosen = list(policies)
+    for policy in chosen:
+        if not isinstance(policy, Policy):
+            raise InvalidInputError(f"policies must have an apply(ranked, k) method, got {type(policy).__name__}")
+    return chosen
+
+
+def _retrieval_ranks(recommendations: list[Recommendation]) -> dict[str, int]:
+    """Item id -> 1-based rank by retrieval score among the list's items that have one."""
+    scored = [(rec.retrieval_score, position, rec.item_id) for position, rec in enumerate(recommendations)]
+    scored = [entry for entry in scored if np.isfinite(entry[0])]
+    # Ties keep the list's order, as the store's ranking does.
+    scored.sort(key=lambda entry: (-entry[0], entry[1]))
+    return {item: rank for rank, (_, _, item) in enumerate(scored, start=1)}
