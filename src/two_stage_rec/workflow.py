@@ -30,7 +30,7 @@ from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.datasets.splits import SplitSpec, canonical_split, split
 from two_stage_rec.errors import InvalidInputError, ModelError
-from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, MovieLensProtocol
+from two_stage_rec.evaluation.movielens_protocols import MovieLensProtocol, protocol_spec, split_for_protocol
 from two_stage_rec.protocols import VectorStore
 from two_stage_rec.types import RerankerName
 
@@ -49,13 +49,6 @@ __all__ = [
     "train_bundle",
     "train_movielens_bundle",
 ]
-
-_MOVIELENS_SPLITS: dict[str, dict[str, Any]] = {
-    "random": SplitSpec("random", 0.2, 42).to_dict(),
-    "stratified": SplitSpec("stratified", 0.25, 42).to_dict(),
-    "temporal": SplitSpec("temporal", 0.2, 42).to_dict(),
-    "u1": {"kind": "canonical", "name": "u1"},
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,13 +300,11 @@ def movielens_split(
 
     The protocols are named in :mod:`two_stage_rec.evaluation.movielens_protocols`.
     """
-    from two_stage_rec.datasets.movielens import movielens_100k
+    from two_stage_rec.datasets.movielens import locate_movielens_100k
 
-    if protocol not in _MOVIELENS_SPLITS:
-        raise InvalidInputError(f"unknown protocol {protocol!r}; choose one of {', '.join(MOVIELENS_PROTOCOLS)}")
-    record = _MOVIELENS_SPLITS[protocol]
-    data = movielens_100k(data_dir, progress=progress)
-    train, test = recreate_split(data.interactions, record, data_dir=data.path)
+    record = protocol_spec(protocol).split
+    folder = locate_movielens_100k(data_dir, progress=progress)
+    train, test = split_for_protocol(protocol, str(folder), progress=progress)
     return train, test, dict(record, protocol=protocol)
 
 

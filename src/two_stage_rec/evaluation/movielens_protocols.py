@@ -18,10 +18,12 @@ and remove each user's training items from their recommendations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, get_args
+from typing import Any, Literal, TypeAlias, get_args
 
 from two_stage_rec.datasets.interactions import Interactions
+from two_stage_rec.datasets.splits import SplitSpec
 from two_stage_rec.errors import InvalidInputError
 
 __all__ = ["MOVIELENS_PROTOCOLS", "MovieLensProtocol", "ProtocolSpec", "protocol_spec", "split_for_protocol"]
@@ -43,12 +45,16 @@ class ProtocolSpec:
         description: the split in one line.
         reference: published numbers on the same protocol, for context.
         measure_rating_errors: whether RMSE/MAE of the scoring model is a headline number.
+        split: the split as a bundle's manifest records it: a
+            :class:`~two_stage_rec.datasets.SplitSpec` record, or
+            ``{"kind": "canonical", "name": "u1"}`` for GroupLens' files.
     """
 
     name: MovieLensProtocol
     description: str
     reference: str
     measure_rating_errors: bool
+    split: Mapping[str, Any]
 
 
 _SPECS: dict[MovieLensProtocol, ProtocolSpec] = {
@@ -57,24 +63,28 @@ _SPECS: dict[MovieLensProtocol, ProtocolSpec] = {
         "uniformly random 80/20 split of all 100,000 ratings (seed 42), as in the notebook",
         "TFRS tutorial: retrieval top-100 accuracy 0.233 (3 epochs)",
         False,
+        SplitSpec("random", 0.2, 42).to_dict(),
     ),
     "stratified": ProtocolSpec(
         "stratified",
         "per-user stratified 75/25 split (seed 42), as in Microsoft Recommenders' ML-100K table",
         "Microsoft Recommenders ML-100K: BPR NDCG@10 0.442 / Recall@10 0.213; BiVAE NDCG@10 0.475",
         False,
+        SplitSpec("stratified", 0.25, 42).to_dict(),
     ),
     "u1": ProtocolSpec(
         "u1",
         "GroupLens' canonical u1.base / u1.test (80/20)",
         "published RMSE on u1: GC-MC 0.910, GLocal-K 0.889; TFRS tutorial MLP about 1.10",
         True,
+        {"kind": "canonical", "name": "u1"},
     ),
     "temporal": ProtocolSpec(
         "temporal",
         "each user's latest 20% of ratings by timestamp held out (ties in file order; every user keeps one)",
         "no published ML-100K table uses it; numbers are lower than on random splits (the future is harder)",
         False,
+        SplitSpec("temporal", 0.2, 42).to_dict(),
     ),
 }
 
@@ -105,11 +115,8 @@ def split_for_protocol(
     spec = protocol_spec(name)
     from two_stage_rec import datasets
 
-    if spec.name == "u1":
-        return datasets.canonical_split("u1", data_dir, progress=progress)
+    if spec.split["kind"] == "canonical":
+        return datasets.canonical_split(spec.split["name"], data_dir, progress=progress)
     log = datasets.movielens_100k(data_dir, progress=progress).interactions
-    if spec.name == "random":
-        return datasets.random_split(log, 0.2, seed=42)
-    if spec.name == "temporal":
-        return datasets.temporal_split(log, 0.2)
-    return datasets.per_user_split(log, 0.25, seed=42)
+    record = spec.split
+    return datasets.split(log, SplitSpec(record["kind"], float(record["test_fraction"]), int(record["seed"])))
