@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
 
 from two_stage_rec.embedders.table import TableEmbedder
-from two_stage_rec.protocols import VectorStore, concurrent_writes
+from two_stage_rec.protocols import Closeable, VectorStore, concurrent_writes
 from two_stage_rec.recommender import Recommender
 from two_stage_rec.stores.memory import InMemoryVectorStore
 
@@ -49,6 +49,25 @@ def _faiss(kind: str) -> Callable[[], VectorStore]:
 
 
 STORES = {"memory": _memory, "faiss-flat": _faiss("flat"), "faiss-hnsw": _faiss("hnsw"), "faiss-ivf": _faiss("ivf")}
+PGVECTOR = ("pgvector-exact", "pgvector-hnsw")
+"""Stores on a real PostgreSQL server (started by the test session), whose transactions give the guarantee."""
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    pytest.importorskip("psycopg", reason="the pgvector extra is not installed")
+    from pg_helpers import shared_server
+
+    with shared_server() as server:
+        yield server.dsn
+
+
+def _pgvector(name: str, dsn: str) -> VectorStore:
+    from pg_helpers import FAST_RETRY, unique_table
+    from two_stage_rec.stores.pgvector import PgvectorVectorStore
+
+    index = "hnsw" if name.endswith("hnsw") else "exact"
+    return PgvectorVectorStore(dimension=DIMENSION, dsn=dsn, table=unique_table(), index=index, retry=FAST_RETRY)
 
 
 class Ledger:
@@ -162,9 +181,11 @@ def _recommender_reader(
         problems.append(f"{type(exc).__name__}: {exc}")
 
 
-@pytest.mark.parametrize("name", list(STORES))
-def test_readers_with_filters_and_exclusions_while_a_writer_upserts_and_deletes(name: str) -> None:
-    store = STORES[name]()
+@pytest.mark.parametrize("name", [*STORES, *PGVECTOR])
+def test_readers_with_filters_and_exclusions_while_a_writer_upserts_and_deletes(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    store = _pgvector(name, request.getfixturevalue("pg_dsn")) if name in PGVECTOR else STORES[name]()
     assert concurrent_writes(store)
     rng = np.random.default_rng(0)
     base = [f"base-{i}" for i in range(BASE_ITEMS)]
@@ -195,6 +216,8 @@ def test_readers_with_filters_and_exclusions_while_a_writer_upserts_and_deletes(
     assert len(reads) > 20 and len(ledger.deleted_at) > 0  # both sides really ran
     # The end state is what the writer left: every deleted id is gone.
     assert store.fetch(sorted(ledger.deleted_at)).ids == []
+    if isinstance(store, Closeable):
+        store.close()
 
 
 def test_a_writer_waits_for_running_readers_and_holds_back_new_ones() -> None:

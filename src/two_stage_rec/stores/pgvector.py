@@ -51,7 +51,9 @@ distance (``-(embedding <-> q)^2``).
 The DSN's password never appears in ``repr``, logs or error text.
 
 Thread safety: every method may be called from several threads (each call
-takes its own pooled connection).
+takes its own pooled connection), writes included (``concurrent_writes =
+True``): PostgreSQL answers each query from one snapshot and commits each
+write batch whole, so a service may update its catalogue while it serves.
 """
 
 from __future__ import annotations
@@ -305,6 +307,10 @@ class PgvectorVectorStore:
 
     supports_persistence = False
     returns_values = True
+    # Each query is one statement, which PostgreSQL answers from one snapshot, and each
+    # write batch is one transaction: a query sees a batch wholly or not at all, and
+    # never an id whose delete has committed (returned).
+    concurrent_writes = True
 
     def __init__(
         self,
