@@ -208,7 +208,7 @@ def test_policy_vectors_and_extra_items(setup: tuple[Recommender, FloatMatrix, F
     assert [rec.item_id for rec in by_norm] == expected
     far = exact_top(items, -users[1], 1)[0]  # the worst item for u1: never retrieved among 10
     pinned = recommender.recommend("u1", k=3, candidates=10, policies=[PinFirst(far, frozenset({far}))])
-    assert pinned[0].item_id == far and pinned[0].source == "pinned"
+    assert pinned[0].item_id == far and pinned[0].source == "pinned" and np.isnan(pinned[0].score)
     assert [rec.item_id for rec in pinned[1:]] == pool[:2]
     blocked = recommender.recommend("u1", k=3, candidates=10, exclude={far}, policies=[PinFirst(far, frozenset({far}))])
     assert far not in [rec.item_id for rec in blocked]

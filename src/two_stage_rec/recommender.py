@@ -64,7 +64,8 @@ class Recommendation:
         retrieval_score: the vector store's similarity for the item (NaN for
             fallback recommendations, which were not retrieved).
         metadata: the item's stored metadata (``{}`` when none).
-        source: how it was ranked; see :data:`Source`.
+        source: how it was ranked; see :data:`Source`. A ``"pinned"`` item
+            was placed by a policy without being ranked: its ``score`` is NaN.
         folded_in: the user's vector was folded in from the request's
             ``history`` (a new user, or a known one with recent activity)
             rather than the trained one.
@@ -640,7 +641,7 @@ class Recommender:
             folded = bool(listed) and listed[0].folded_in
             for item, metadata in extra_found.items():
                 if item not in present and item not in excluded[row]:
-                    listed.append(Recommendation(item, float("-inf"), float("nan"), metadata, "pinned", folded))
+                    listed.append(Recommendation(item, float("nan"), float("nan"), metadata, "pinned", folded))
             vectors = None
             if vector_of:
                 # An item deleted from the store since it was ranked has no vector: it cannot be placed.
@@ -651,20 +652,22 @@ class Recommender:
                     if listed
                     else np.empty((0, dimension), np.float32)
                 )
+            # Items the ranking did not score (pins) enter the policies last, at -inf.
+            given = np.asarray([rec.score for rec in listed], dtype=np.float32)
             ranked = RankedList.of(
                 [rec.item_id for rec in listed],
-                np.asarray([rec.score for rec in listed], dtype=np.float32),
+                np.where(np.isnan(given), -np.inf, given),
                 [rec.metadata for rec in listed],
                 vectors=vectors,
             )
             shaped = apply_policies(ranked, policies, k)
-            scores: list[float] = shaped.scores.tolist()
-            out.append(
-                [
-                    replace(listed[p], score=score) if score != listed[p].score else listed[p]
-                    for p, score in zip(shaped.positions.tolist(), scores, strict=True)
-                ]
-            )
+            kept: list[Recommendation] = []
+            for position, score in zip(shaped.positions.tolist(), shaped.scores.tolist(), strict=True):
+                rec = listed[position]
+                # A policy that rescored an item changed its score; float32 round trips do not.
+                unchanged = score == float(np.float32(rec.score)) or not np.isfinite(score)
+                kept.append(rec if unchanged else replace(rec, score=score))
+            out.append(kept)
         return out
 
     def _explain(
