@@ -33,6 +33,7 @@ EXPECTED_PUBLIC = {
     "InvalidInputError",
     "Interactions",
     "InvalidMetadataError",
+    "InvalidPolicyError",
     "InvalidResultError",
     "LimitExceededError",
     "Metadata",

@@ -388,7 +388,18 @@ def test_openapi_schema_documents_every_endpoint(client: TestClient) -> None:
         "/metrics",
     }  # no admin endpoints without an admin token
     one = schema["paths"]["/recommendations/{user_id}"]["get"]
-    assert {p["name"] for p in one["parameters"]} == {"user_id", "k", "candidates", "rerank", "exclude_seen", "filter"}
+    assert {p["name"] for p in one["parameters"]} == {
+        "user_id",
+        "k",
+        "candidates",
+        "rerank",
+        "exclude_seen",
+        "filter",
+        "explain",
+        "diversity",
+        "max_per",
+        "history",
+    }
     assert all(p.get("description") for p in one["parameters"])
     assert set(one["responses"]) >= {"200", "400", "404", "422", "503"}
     assert one["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

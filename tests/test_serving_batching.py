@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 
 from two_stage_rec import InvalidInputError, Recommender, StoreUnavailableError, UnknownUserError
 from two_stage_rec.embedders.table import TableEmbedder
-from two_stage_rec.recommender import Recommendation
+from two_stage_rec.explain import Explanation
+from two_stage_rec.policies import Policy
+from two_stage_rec.recommender import HistoryArg, Recommendation
 from two_stage_rec.serving import create_app, serve_in_thread
 from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each
 from two_stage_rec.stores.memory import InMemoryVectorStore
@@ -233,6 +235,9 @@ class _CountingRecommender(Recommender):
         exclude: Mapping[str, Collection[str]] | Sequence[Collection[str]] | None = None,
         filter: Filter | None = None,
         rerank: bool = True,
+        history: HistoryArg = None,
+        policies: Sequence[Policy] = (),
+        explain: bool = False,
     ) -> list[list[Recommendation]]:
         with self._lock:
             self.batch_sizes.append(len(user_ids))
@@ -243,7 +248,15 @@ class _CountingRecommender(Recommender):
         if self.poison & set(user_ids):
             raise RuntimeError("this user breaks the reranker")
         return super().recommend_batch(
-            user_ids, k=k, candidates=candidates, exclude=exclude, filter=filter, rerank=rerank
+            user_ids,
+            k=k,
+            candidates=candidates,
+            exclude=exclude,
+            filter=filter,
+            rerank=rerank,
+            history=history,
+            policies=policies,
+            explain=explain,
         )
 
 
@@ -410,10 +423,23 @@ def test_the_fast_json_is_what_the_pydantic_models_render() -> None:
         Recommendation("7", 2.5, 0.25, {"title": "Seven", "genres": ["Drama", "War"], "year": 1999}, "reranked"),
         Recommendation("8", -1.0, float("nan"), {}, "fallback"),
         Recommendation("9", float("inf"), 1e-30, {"flag": True, "price": 9.99}, "retrieval"),
+        Recommendation(
+            "10",
+            1.5,
+            0.5,
+            {},
+            "reranked",
+            folded_in=True,
+            explanation=Explanation((("7", 0.9), ("3", 0.25)), "index", 4, (("age", -0.5),)),
+        ),
+        Recommendation("11", float("-inf"), float("nan"), {}, "pinned", explanation=Explanation((), "pinned", None)),
     ]
     titles = {"7": "Seven (1995)", "9": None}
-    fast = recommendations_json(user_recommendations("u1", recommendations, lambda r: titles.get(r.item_id)))
+    fast = recommendations_json(
+        user_recommendations("u1", recommendations, lambda r: titles.get(r.item_id), titles.get)
+    )
     models = UserRecommendations(
-        user_id="u1", items=[RecommendedItem.from_recommendation(r, titles.get(r.item_id)) for r in recommendations]
+        user_id="u1",
+        items=[RecommendedItem.from_recommendation(r, titles.get(r.item_id), titles.get) for r in recommendations],
     )
     assert fast == models.model_dump_json().encode()

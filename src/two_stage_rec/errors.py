@@ -15,6 +15,7 @@ familiar ``except ValueError`` / ``except KeyError``::
     │   ├── InvalidIdError
     │   ├── InvalidMetadataError
     │   ├── InvalidFilterError
+    │   ├── InvalidPolicyError                   a post-ranking policy's settings
     │   └── LimitExceededError                   a backend's documented limit
     ├── UnknownKeyError (KeyError)               an embedder has no vector for a key
     │   └── UnknownUserError                     ... and the key was a user id
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidIdError",
     "InvalidInputError",
     "InvalidMetadataError",
+    "InvalidPolicyError",
     "InvalidResultError",
     "LimitExceededError",
     "MissingDependencyError",
@@ -130,6 +132,10 @@ class InvalidMetadataError(InvalidInputError):
 
 class InvalidFilterError(InvalidInputError):
     """A metadata filter is not valid in the Pinecone filter language."""
+
+
+class InvalidPolicyError(InvalidInputError):
+    """A post-ranking policy's settings are invalid (raised when it is built or parsed)."""
 
 
 class LimitExceededError(InvalidInputError):

@@ -7,29 +7,45 @@ a third party registers is a valid ``--store`` everywhere.
 
 from __future__ import annotations
 
+import json
+import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from two_stage_rec.errors import InvalidInputError
 from two_stage_rec.stores.registry import store_names
 
+if TYPE_CHECKING:
+    from two_stage_rec.policies.spec import PolicySpec
+    from two_stage_rec.recommender import History
+
 __all__ = [
     "BackendChoice",
     "BackendOption",
+    "BlockOption",
+    "BoostOption",
+    "BuryOption",
     "CandidatesOption",
     "DataDirOption",
+    "DiversityOption",
+    "ExplainOption",
+    "HistoryOption",
     "IncludeSeenOption",
+    "MaxPerOption",
     "ModelsOption",
     "PineconeHostOption",
     "PineconeIndexOption",
+    "PinOption",
     "RerankerChoice",
     "RerankerOption",
     "StoreChoice",
     "StoreOption",
     "StoreSettingOption",
+    "parse_history",
+    "policy_spec",
     "store_settings",
 ]
 
@@ -95,6 +111,54 @@ IncludeSeenOption = Annotated[
 CandidatesOption = Annotated[
     int, typer.Option("--candidates", min=1, help="Items retrieved from the store before reranking.")
 ]
+HistoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--history",
+        help="Interactions given now, folded into the user's vector (a new user is personalised): item ids "
+        "ITEM,ITEM,... or ratings ITEM=RATING,... They are left out of the recommendations unless --include-seen.",
+    ),
+]
+DiversityOption = Annotated[
+    float,
+    typer.Option(
+        "--diversity",
+        min=0.0,
+        max=1.0,
+        help="MMR trade-off in [0, 1] between relevance and variety among the top k (0 = off).",
+    ),
+]
+MaxPerOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--max-per", help="At most N items per value of a metadata field, FIELD=N (repeatable), e.g. genres=2."
+    ),
+]
+BoostOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--boost",
+        help="Move the items matching a metadata filter (JSON) to the top (repeatable), "
+        'e.g. \'{"genres": "Documentary"}\'.',
+    ),
+]
+BuryOption = Annotated[
+    list[str] | None,
+    typer.Option("--bury", help="Move the items matching a metadata filter (JSON) to the end (repeatable)."),
+]
+PinOption = Annotated[
+    list[str] | None,
+    typer.Option("--pin", help="Put an item at a 1-based position, ITEM=POS (repeatable), e.g. 50=1."),
+]
+BlockOption = Annotated[str | None, typer.Option("--block", help="Never recommend these items: ITEM,ITEM,...")]
+ExplainOption = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Say why each item is there: the nearest items of the user's history, the candidate source "
+        "and the retrieval rank.",
+    ),
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -137,3 +201,91 @@ def store_settings(
     if pinecone_host:
         settings["host"] = pinecone_host
     return settings
+
+
+def _items(text: str, option: str) -> list[str]:
+    """Comma-separated values, each stripped; an empty one is a mistake (a stray comma), not a skip."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise InvalidInputError(f"{option} needs comma-separated values without empty ones, got {text!r}")
+    return parts
+
+
+def parse_history(text: str | None) -> History | None:
+    """``--history``: ``ITEM,ITEM,...`` as item ids, or ``ITEM=RATING,...`` as item id -> rating.
+
+    Raises:
+        InvalidInputError: an empty entry, ids mixed with ratings, a rating
+            that is not a finite number, or an item rated twice.
+    """
+    if text is None:
+        return None
+    entries = _items(text, "--history")
+    rated = ["=" in entry for entry in entries]
+    if not any(rated):
+        return entries
+    if not all(rated):
+        raise InvalidInputError(f"--history gives either ids (ITEM,ITEM) or ratings (ITEM=RATING), not both: {text!r}")
+    ratings: dict[str, float] = {}
+    for entry in entries:
+        item, _, number = (part.strip() for part in entry.partition("="))
+        try:
+            rating = float(number)
+        except ValueError:
+            rating = math.nan
+        if not item or not math.isfinite(rating):
+            raise InvalidInputError(f"--history needs ITEM=RATING with a finite number, got {entry!r}")
+        if item in ratings:
+            raise InvalidInputError(f"--history rates item {item!r} twice")
+        ratings[item] = rating
+    return ratings
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{option} is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidInputError(f"{option} must be a JSON object (a metadata filter), got {text!r}")
+    return parsed
+
+
+def _pins(pairs: list[str]) -> dict[str, int]:
+    pins: dict[str, int] = {}
+    for pair in pairs:
+        item, sep, position = (part.strip() for part in pair.partition("="))
+        if not sep or not item or not position.isdigit():
+            raise InvalidInputError(f"--pin needs ITEM=POS with a whole position (1 is the top), got {pair!r}")
+        pins[item] = int(position)
+    return pins
+
+
+def policy_spec(
+    *,
+    diversity: float = 0.0,
+    max_per: list[str] | None = None,
+    boost: list[str] | None = None,
+    bury: list[str] | None = None,
+    pin: list[str] | None = None,
+    block: str | None = None,
+) -> PolicySpec:
+    """The policy options as a :class:`~two_stage_rec.policies.PolicySpec`, for
+    :func:`~two_stage_rec.policies.parse_policies` (which checks the values themselves).
+
+    Raises:
+        InvalidInputError: a malformed ``--max-per``, ``--boost``/``--bury``
+            (not a JSON object), ``--pin`` or ``--block``.
+    """
+    from two_stage_rec.policies.spec import cli_spec
+
+    spec = cli_spec(diversity=diversity, max_per=max_per or ())
+    if block is not None:
+        spec["block"] = _items(block, "--block")
+    if boost:
+        spec["boost"] = [{"filter": _json_object(text, "--boost")} for text in boost]
+    if bury:
+        spec["bury"] = [{"filter": _json_object(text, "--bury")} for text in bury]
+    if pin:
+        spec["pin"] = _pins(pin)
+    return spec

@@ -20,7 +20,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.errors import InvalidPolicyError
 from two_stage_rec.policies.base import RankedList
 from two_stage_rec.types import Metadata
 
@@ -134,12 +134,12 @@ class MMR:
 
     def __post_init__(self) -> None:
         if not _is_real(self.trade_off) or not 0.0 <= float(self.trade_off) <= 1.0:
-            raise InvalidInputError(f"MMR trade_off must be a number in [0, 1], got {self.trade_off!r}")
+            raise InvalidPolicyError(f"MMR trade_off must be a number in [0, 1], got {self.trade_off!r}")
         object.__setattr__(self, "trade_off", float(self.trade_off))
         if self.metric not in ("cosine", "dotproduct"):
-            raise InvalidInputError(f"MMR metric must be 'cosine' or 'dotproduct', got {self.metric!r}")
+            raise InvalidPolicyError(f"MMR metric must be 'cosine' or 'dotproduct', got {self.metric!r}")
         if self.relevance not in ("rank", "minmax"):
-            raise InvalidInputError(f"MMR relevance must be 'rank' or 'minmax', got {self.relevance!r}")
+            raise InvalidPolicyError(f"MMR relevance must be 'rank' or 'minmax', got {self.relevance!r}")
 
     def apply(self, ranked: RankedList, k: int) -> RankedList:
         """The first ``min(k, m)`` items re-picked by MMR, the rest after them in their order.
@@ -157,7 +157,7 @@ class MMR:
         if self.trade_off == 0.0 or len(ranked) <= 1:
             return ranked
         if ranked.vectors is None:
-            raise InvalidInputError("MMR needs the items' vectors; build the RankedList with vectors=")
+            raise InvalidPolicyError("MMR needs the items' vectors; build the RankedList with vectors=")
         order = mmr_order(
             _similarity_matrix(ranked.vectors, self.metric),
             list_relevance(ranked, self.relevance),
@@ -239,9 +239,9 @@ class MaxPerValue:
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, str) or not self.field:
-            raise InvalidInputError(f"MaxPerValue field must be a non-empty string, got {self.field!r}")
+            raise InvalidPolicyError(f"MaxPerValue field must be a non-empty string, got {self.field!r}")
         if not _is_int(self.limit) or self.limit < 1:
-            raise InvalidInputError(f"MaxPerValue limit must be an integer >= 1, got {self.limit!r}")
+            raise InvalidPolicyError(f"MaxPerValue limit must be an integer >= 1, got {self.limit!r}")
         object.__setattr__(self, "limit", int(self.limit))
 
     def apply(self, ranked: RankedList, k: int) -> RankedList:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from two_stage_rec.errors import InvalidFilterError, InvalidIdError, InvalidInputError
+from two_stage_rec.errors import InvalidFilterError, InvalidIdError, InvalidPolicyError
 from two_stage_rec.filters import compile_filter, filter_mask
 from two_stage_rec.policies.base import RankedList
 from two_stage_rec.types import Filter
@@ -50,7 +50,7 @@ def _checked_places(rule: str, by: object) -> int | None:
     if by is None:
         return None
     if isinstance(by, bool) or not isinstance(by, int | np.integer) or by < 1:
-        raise InvalidInputError(f"{rule} by must be a whole number of places >= 1 (or None), got {by!r}")
+        raise InvalidPolicyError(f"{rule} by must be a whole number of places >= 1 (or None), got {by!r}")
     return int(by)
 
 
@@ -151,7 +151,7 @@ def _checked_id(rule: str, item_id: object) -> str:
 
 def _checked_position(rule: str, position: object) -> int:
     if isinstance(position, bool) or not isinstance(position, int | np.integer) or position < 1:
-        raise InvalidInputError(f"{rule} position must be a whole number >= 1 (1 is the top), got {position!r}")
+        raise InvalidPolicyError(f"{rule} position must be a whole number >= 1 (1 is the top), got {position!r}")
     return int(position)
 
 
@@ -244,16 +244,16 @@ class Pins:
 
     def __init__(self, positions: Mapping[str, int]) -> None:
         if not isinstance(positions, Mapping):
-            raise InvalidInputError(f"Pins needs a mapping of item id -> position, got {type(positions).__name__}")
+            raise InvalidPolicyError(f"Pins needs a mapping of item id -> position, got {type(positions).__name__}")
         if not positions:
-            raise InvalidInputError("Pins needs at least one item id -> position")
+            raise InvalidPolicyError("Pins needs at least one item id -> position")
         pins = sorted(
             ((_checked_id("Pins", item), _checked_position("Pins", p)) for item, p in positions.items()),
             key=lambda pin: pin[1],
         )
         taken = [p for _, p in pins]
         if len(set(taken)) != len(taken):
-            raise InvalidInputError(f"Pins puts two items on one position: {dict(pins)}")
+            raise InvalidPolicyError(f"Pins puts two items on one position: {dict(pins)}")
         object.__setattr__(self, "positions", tuple(pins))
         object.__setattr__(self, "extra_items", frozenset(item for item, _ in pins))
 
@@ -288,9 +288,9 @@ class Block:
         try:
             ids = sorted({_checked_id("Block", i) for i in item_ids})
         except TypeError as exc:
-            raise InvalidInputError(f"Block needs an iterable of item ids, got {type(item_ids).__name__}") from exc
+            raise InvalidPolicyError(f"Block needs an iterable of item ids, got {type(item_ids).__name__}") from exc
         if not ids:
-            raise InvalidInputError("Block needs at least one item id")
+            raise InvalidPolicyError("Block needs at least one item id")
         object.__setattr__(self, "item_ids", tuple(ids))
 
     def apply(self, ranked: RankedList, k: int) -> RankedList:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final, TypedDict, cast
 
-from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.errors import InvalidInputError, InvalidPolicyError
 from two_stage_rec.policies.base import Policy
 from two_stage_rec.policies.diversity import MMR, MaxPerValue
 from two_stage_rec.policies.rules import Block, Boost, Bury, Pins
@@ -176,7 +176,7 @@ def parse_max_per(text: str) -> tuple[str, int]:
     field_name, sep, number = text.partition("=")
     field_name, number = field_name.strip(), number.strip()
     if not sep or not field_name or not number.isdigit() or int(number) < 1:
-        raise InvalidInputError(f"--max-per needs FIELD=N with N >= 1 (e.g. genres=2), got {text!r}")
+        raise InvalidPolicyError(f"--max-per needs FIELD=N with N >= 1 (e.g. genres=2), got {text!r}")
     return field_name, int(number)
 
 

@@ -5,6 +5,10 @@ Endpoints (all JSON; every score is higher-is-better):
 * ``GET  /recommendations/{user_id}`` — top-k for one user.
 * ``POST /recommendations`` — top-k for many users, with an optional metadata
   filter and per-user exclusions, in one vectorised call.
+
+Both take the request options of the library: a ``history`` folded into the
+user's vector (new users without retraining), post-ranking ``policies``
+(diversity, business rules; :mod:`two_stage_rec.policies`) and ``explain``.
 * ``GET  /healthz`` — liveness; ``GET /readyz`` — the store holds items;
   ``GET /stats`` — what the store reports about itself; ``GET /metrics`` —
   Prometheus metrics (:mod:`two_stage_rec.serving.metrics`).
@@ -17,7 +21,10 @@ Every request is answered by one :class:`~two_stage_rec.serving.pipeline.Pipelin
 
 Concurrent ``GET /recommendations/{user_id}`` requests are micro-batched
 (:mod:`two_stage_rec.serving.batching`): gathered by one worker thread into
-one ``recommend_batch`` call per group of compatible requests.
+one ``recommend_batch`` call per group of compatible requests. Requests are
+grouped by everything one call shares (``k``, ``candidates``, ``rerank``, the
+filter, the policies and ``explain``); a ``history`` is per user, so requests
+with and without one share a call.
 
 Errors map to status codes at this boundary and always carry an
 :class:`~two_stage_rec.serving.schemas.ErrorResponse` body: unknown user 404,
@@ -36,9 +43,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeAlias
 
 from two_stage_rec._optional import require
 
@@ -63,7 +70,9 @@ from two_stage_rec.errors import (  # noqa: E402
     UnknownUserError,
 )
 from two_stage_rec.filters import compile_filter  # noqa: E402
-from two_stage_rec.recommender import Recommendation, Recommender  # noqa: E402
+from two_stage_rec.policies.base import Policy  # noqa: E402
+from two_stage_rec.policies.spec import PolicySpec, parse_policies  # noqa: E402
+from two_stage_rec.recommender import History, Recommendation, Recommender  # noqa: E402
 from two_stage_rec.serving.admin import AdminToken, BundleLoader, install_admin_routes  # noqa: E402
 from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each  # noqa: E402
 from two_stage_rec.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE  # noqa: E402
@@ -79,8 +88,10 @@ from two_stage_rec.serving.schemas import (  # noqa: E402
     DEFAULT_CANDIDATES,
     MAX_CANDIDATES,
     MAX_FILTER_LENGTH,
+    MAX_HISTORY,
     MAX_ID_LENGTH,
     MAX_K,
+    MAX_POLICY_RULES,
     BatchRecommendationRequest,
     BatchRecommendationResponse,
     ErrorResponse,
@@ -144,7 +155,43 @@ FilterQuery = Annotated[
         'e.g. `{"genres": {"$in": ["Comedy"]}, "year": {"$lt": 1980}}` (URL-encoded).',
     ),
 ]
-_GET_PARAMETERS = frozenset({"k", "candidates", "rerank", "exclude_seen", "filter"})
+ExplainQuery = Annotated[
+    bool,
+    Query(
+        description="Attach an `explanation` to every item: the nearest items of the user's history, "
+        "the candidate source and the retrieval rank."
+    ),
+]
+DiversityQuery = Annotated[
+    float | None,
+    Query(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Maximal marginal relevance: the trade-off in [0, 1] between relevance and variety "
+        "among the top k (0 or absent: off); the `mmr` policy of `POST /recommendations`.",
+    ),
+]
+MaxPerQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=MAX_POLICY_RULES,
+        description="At most N items per value of a metadata field, as `FIELD:N` (repeatable), "
+        "e.g. `genres:2`; the `max_per` policy of `POST /recommendations`.",
+    ),
+]
+HistoryQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_HISTORY * (MAX_ID_LENGTH + 1),
+        description=f"Interactions given now, as comma-separated item ids (at most {MAX_HISTORY}): the user's "
+        "vector is folded in from them (a new user is personalised; its items say `folded_in`), and they "
+        "are left out of the recommendations when `exclude_seen` is true. Ratings: use `POST`.",
+    ),
+]
+_GET_PARAMETERS = frozenset(
+    {"k", "candidates", "rerank", "exclude_seen", "filter", "explain", "diversity", "max_per", "history"}
+)
 
 _ONE_USER_DESCRIPTION = """Top-k items for one user, best first.
 
@@ -153,7 +200,63 @@ scoring model (unless `rerank=false`), and returns the best `k`. An unknown user
 404, or the most popular items (`source="fallback"`) when the service has a fallback.
 `filter` (a JSON object) restricts the items, as in `POST /recommendations`; an
 unknown query parameter is an error (422), never silently ignored.
+`history` folds the user's vector in from the given items; `diversity` and
+`max_per` shape the list after ranking; `explain=true` says why each item is there.
 Concurrent requests are answered together, in batches."""
+
+
+def _canonical_policies(diversity: float | None, max_per: list[str] | None) -> str | None:
+    """The GET policy parameters checked and as canonical JSON (equal policies batch together), or None.
+
+    Raises:
+        InvalidInputError: a ``max_per`` not of the form ``FIELD:N``, or values a policy rejects.
+    """
+    if not diversity and not max_per:
+        return None
+    spec: PolicySpec = {}
+    if diversity:
+        spec["mmr"] = diversity
+    if max_per:
+        caps: dict[str, int] = {}
+        for text in max_per:
+            field, sep, number = text.rpartition(":")
+            if not sep or not field or not number.isdigit():
+                raise InvalidInputError(f"max_per must be FIELD:N with a whole N >= 1 (e.g. genres:2), got {text!r}")
+            caps[field] = int(number)
+        spec["max_per"] = caps
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    _policies(canonical)  # raises InvalidInputError, answered 422 before the request is queued
+    return canonical
+
+
+@lru_cache(maxsize=256)
+def _policies(canonical: str) -> tuple[Policy, ...]:
+    """The policies of a canonical spec, parsed once: a request checks them, its batch reuses them."""
+    return tuple(parse_policies(json.loads(canonical)))
+
+
+def _parse_history(raw: str | None) -> tuple[str, ...] | None:
+    """The GET ``history`` parameter as item ids, or None.
+
+    Raises:
+        InvalidInputError: an empty id (a stray comma), an id too long, or too many ids.
+    """
+    if raw is None:
+        return None
+    items = tuple(raw.split(","))
+    if len(items) > MAX_HISTORY:
+        raise InvalidInputError(f"history holds {len(items)} items; at most {MAX_HISTORY} are accepted")
+    for item in items:
+        if not item or len(item) > MAX_ID_LENGTH:
+            raise InvalidInputError(
+                f"history must be comma-separated item ids of 1 to {MAX_ID_LENGTH} characters, got {raw[:100]!r}"
+            )
+    return items
+
+
+def _check_can_fold_in(recommender: Recommender) -> None:
+    if recommender.fold_in is None:
+        raise InvalidInputError("a history was given but this service's recommender has no fold_in")
 
 
 def _parse_filter(raw: str | None) -> str | None:
@@ -341,17 +444,26 @@ def _build_app(
             metrics.fallbacks.inc(fallbacks)
 
     def answer_group(
-        pipeline: Pipeline, group: _Group, requests: list[tuple[str, bool]]
+        pipeline: Pipeline, group: _Group, requests: list[_Request]
     ) -> list[tuple[bytes, int] | Exception]:
-        users = [user_id for user_id, _ in requests]
+        users = [user_id for user_id, _, _ in requests]
+        histories: list[History | None] | None = None
+        if any(history is not None for _, _, history in requests):
+            histories = [history for _, _, history in requests]
         outcomes = recommend_each(
             pipeline.recommender,
             users,
-            [pipeline.excluded_for(user_id, exclude_seen) for user_id, exclude_seen in requests],
+            [
+                pipeline.excluded_for(user_id, exclude_seen, history if exclude_seen and history else ())
+                for user_id, exclude_seen, history in requests
+            ],
             k=group.k,
             candidates=group.candidates,
             filter=json.loads(group.filter) if group.filter is not None else None,
             rerank=group.rerank,
+            history=histories,
+            policies=_policies(group.policies) if group.policies is not None else (),
+            explain=group.explain,
         )
         count_fallbacks(outcomes)
         # Each answer carries how many requests this recommend_batch call answered (for the access log).
@@ -362,14 +474,14 @@ def _build_app(
 
     @contextmanager
     def one_pipeline_per_batch() -> Iterator[
-        Callable[[_Group, list[tuple[str, bool]]], Sequence[tuple[bytes, int] | Exception]]
+        Callable[[_Group, list[_Request]], Sequence[tuple[bytes, int] | Exception]]
     ]:
         # The pipeline is read once per batch: a reload swaps it between batches, never within one.
         with slot.use() as pipeline:
             yield partial(answer_group, pipeline)
 
     batcher = (
-        MicroBatcher[_Group, tuple[str, bool], tuple[bytes, int]].per_batch(
+        MicroBatcher[_Group, _Request, tuple[bytes, int]].per_batch(
             one_pipeline_per_batch, batching, name="recommendation-batches"
         )
         if batching is not None
@@ -407,7 +519,9 @@ def _build_app(
         app.add_middleware(AccessLogMiddleware)
 
     def user_json(pipeline: Pipeline, user_id: str, recommendations: list[Recommendation]) -> bytes:
-        return recommendations_json(user_recommendations(user_id, recommendations, pipeline.title_of))
+        return recommendations_json(
+            user_recommendations(user_id, recommendations, pipeline.title_of, pipeline.item_title)
+        )
 
     # The recommendation endpoints never run the numpy work on the event loop. A
     # request is CPU-bound numpy (embedding lookup, a (1, d) x (d, n_items) product,
@@ -450,10 +564,17 @@ def _build_app(
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
             filter: FilterQuery = None,
+            explain: ExplainQuery = False,
+            diversity: DiversityQuery = None,
+            max_per: MaxPerQuery = None,
+            history: HistoryQuery = None,
         ) -> Response:
             chosen = candidates if candidates is not None else max(k, DEFAULT_CANDIDATES)
-            group = _Group(k, chosen, rerank, _parse_filter(filter))
-            body, batch_size = await micro_batcher.submit(group, (user_id, exclude_seen))
+            group = _Group(k, chosen, rerank, _parse_filter(filter), _canonical_policies(diversity, max_per), explain)
+            items = _parse_history(history)
+            if items is not None:
+                _check_can_fold_in(slot.current.recommender)
+            body, batch_size = await micro_batcher.submit(group, (user_id, exclude_seen, items))
             request.scope[BATCH_SIZE_SCOPE_KEY] = batch_size
             return Response(body, media_type="application/json")
 
@@ -467,16 +588,27 @@ def _build_app(
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
             filter: FilterQuery = None,
+            explain: ExplainQuery = False,
+            diversity: DiversityQuery = None,
+            max_per: MaxPerQuery = None,
+            history: HistoryQuery = None,
         ) -> Response:
             canonical = _parse_filter(filter)
+            policies = _canonical_policies(diversity, max_per)
+            items = _parse_history(history)
             with slot.use() as pipeline:
+                if items is not None:
+                    _check_can_fold_in(pipeline.recommender)
                 recommendations = pipeline.recommender.recommend(
                     user_id,
                     k=k,
                     candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
-                    exclude=pipeline.excluded_for(user_id, exclude_seen),
+                    exclude=pipeline.excluded_for(user_id, exclude_seen, items if exclude_seen and items else ()),
                     filter=json.loads(canonical) if canonical is not None else None,
                     rerank=rerank,
+                    history=items,
+                    policies=_policies(policies) if policies is not None else (),
+                    explain=explain,
                 )
                 count_fallbacks([recommendations])
                 return Response(user_json(pipeline, user_id, recommendations), media_type="application/json")
@@ -492,22 +624,44 @@ def _build_app(
         """Top-k items for each user, in request order, computed in one vectorised pass.
 
         `filter` (Pinecone filter language) applies to every user; `exclude` adds per-user
-        item ids to leave out. If any user id is unknown and there is no fallback, the whole
-        request fails with 404 and `user_ids` lists every unknown id.
+        item ids to leave out. `history` folds a user's vector in from interactions given now;
+        `policies` shape every user's list after ranking; `explain` says why each item is there.
+        If any user id is unknown (and has no usable `history`) and there is no fallback, the
+        whole request fails with 404 and `user_ids` lists every unknown id.
         """
         extra = request.exclude or {}
+        given = request.history or {}
+        asked = set(request.user_ids)
+        strangers = sorted(user for user in given if user not in asked)
+        if strangers:
+            raise InvalidInputError(f"history is given for users not in user_ids: {strangers[:10]}")
+        histories: list[History | None] | None = None
+        if given:
+            histories = [given.get(user) for user in request.user_ids]
+        policies = parse_policies(request.policies.spec()) if request.policies is not None else []
+
+        def excluded(pipeline: Pipeline, user: str) -> frozenset[str]:
+            more = extra.get(user, ())
+            history = given.get(user)
+            if history and request.exclude_seen:
+                more = [*more, *history]
+            return pipeline.excluded_for(user, request.exclude_seen, more)
+
         with slot.use() as pipeline:
             batches = pipeline.recommender.recommend_batch(
                 request.user_ids,
                 k=request.k,
                 candidates=request.candidates if request.candidates is not None else max(request.k, DEFAULT_CANDIDATES),
-                exclude=[pipeline.excluded_for(u, request.exclude_seen, extra.get(u, ())) for u in request.user_ids],
+                exclude=[excluded(pipeline, u) for u in request.user_ids],
                 filter=request.filter or None,
                 rerank=request.rerank,
+                history=histories,
+                policies=policies,
+                explain=request.explain,
             )
             count_fallbacks(batches)
             results = [
-                user_recommendations(user_id, recommendations, pipeline.title_of)
+                user_recommendations(user_id, recommendations, pipeline.title_of, pipeline.item_title)
                 for user_id, recommendations in zip(request.user_ids, batches, strict=True)
             ]
         return Response(recommendations_json({"results": results}), media_type="application/json")
@@ -604,6 +758,12 @@ class _Group(NamedTuple):
     candidates: int
     rerank: bool
     filter: str | None  # canonical JSON, so that equal filters group together
+    policies: str | None = None  # likewise
+    explain: bool = False
+
+
+_Request: TypeAlias = tuple[str, bool, tuple[str, ...] | None]
+"""One queued GET: the user id, ``exclude_seen``, and the history's item ids (None: none given)."""
 
 
 _HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
@@ -646,7 +806,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors())
+        # json_safe: a rejected NaN or infinity (JSON bodies may spell them) would make the answer invalid JSON.
+        errors = json_safe(jsonable_encoder(exc.errors()))
         fields = "; ".join(
             f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in errors
         )

@@ -48,7 +48,8 @@ from typing import Generic, TypeAlias, TypeVar
 
 from two_stage_rec._optional import require
 from two_stage_rec.errors import InvalidInputError, StoreError, UnknownUserError
-from two_stage_rec.recommender import Recommendation, Recommender
+from two_stage_rec.policies.base import Policy
+from two_stage_rec.recommender import History, Recommendation, Recommender
 from two_stage_rec.types import Filter
 
 __all__ = ["BatchingSettings", "MicroBatcher", "recommend_each"]
@@ -297,6 +298,9 @@ def recommend_each(
     candidates: int,
     filter: Filter | None = None,
     rerank: bool = True,
+    history: Sequence[History | None] | None = None,
+    policies: Sequence[Policy] = (),
+    explain: bool = False,
 ) -> list[list[Recommendation] | Exception]:
     """``recommend_batch`` for many independent requests: one request's error is its own.
 
@@ -307,64 +311,103 @@ def recommend_each(
     and asking it again once per user would only add load). Any other error is
     isolated by answering each request alone.
 
+    Args:
+        recommender: answers the requests.
+        user_ids: n user ids, one per request.
+        excludes: n collections of item ids to leave out.
+        k: as in :meth:`~two_stage_rec.recommender.Recommender.recommend_batch`.
+        candidates: likewise.
+        filter: likewise, shared by every request.
+        rerank: likewise.
+        history: n histories (None for a request without one), or None: none has one.
+        policies: shared by every request, as in ``recommend_batch``.
+        explain: likewise.
+
     Returns:
         One entry per user, in order: the recommendations, or the exception
         that user's request raises.
     """
-    users = list(user_ids)
-    exclusions = list(excludes)
-    try:
-        answered: list[list[Recommendation] | Exception] = list(
-            recommender.recommend_batch(
-                users, k=k, candidates=candidates, exclude=exclusions, filter=filter, rerank=rerank
-            )
+    requests = _Requests(
+        list(user_ids),
+        list(excludes),
+        None if history is None else list(history),
+        _Shared(k, candidates, filter, rerank, tuple(policies), explain),
+    )
+    return _answer(recommender, requests)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every request of one ``recommend_batch`` call shares."""
+
+    k: int
+    candidates: int
+    filter: Filter | None
+    rerank: bool
+    policies: tuple[Policy, ...]
+    explain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    users: list[str]
+    exclusions: list[Collection[str]]
+    histories: list[History | None] | None
+    shared: _Shared
+
+    def subset(self, rows: list[int]) -> _Requests:
+        histories = None if self.histories is None else [self.histories[row] for row in rows]
+        return _Requests(
+            [self.users[row] for row in rows], [self.exclusions[row] for row in rows], histories, self.shared
         )
+
+    def call(self, recommender: Recommender) -> list[list[Recommendation]]:
+        shared = self.shared
+        return recommender.recommend_batch(
+            self.users,
+            k=shared.k,
+            candidates=shared.candidates,
+            exclude=self.exclusions,
+            filter=shared.filter,
+            rerank=shared.rerank,
+            history=self.histories,
+            policies=shared.policies,
+            explain=shared.explain,
+        )
+
+
+def _answer(recommender: Recommender, requests: _Requests) -> list[list[Recommendation] | Exception]:
+    users = requests.users
+    try:
+        answered: list[list[Recommendation] | Exception] = list(requests.call(recommender))
         return answered
     except UnknownUserError as exc:
         unknown = set(exc.keys) & set(users)
         if not unknown:
-            return _one_by_one(recommender, users, exclusions, exc, k, candidates, filter, rerank)
+            return _one_by_one(recommender, requests, exc)
         outcomes: list[list[Recommendation] | Exception] = [
             UnknownUserError([user]) if user in unknown else [] for user in users
         ]
         rest = [row for row, user in enumerate(users) if user not in unknown]
         if rest:
-            answers = recommend_each(
-                recommender,
-                [users[row] for row in rest],
-                [exclusions[row] for row in rest],
-                k=k,
-                candidates=candidates,
-                filter=filter,
-                rerank=rerank,
-            )
-            for row, answer in zip(rest, answers, strict=True):
+            for row, answer in zip(rest, _answer(recommender, requests.subset(rest)), strict=True):
                 outcomes[row] = answer
         return outcomes
     except StoreError as exc:
         return [exc] * len(users)
     except Exception as exc:
-        return _one_by_one(recommender, users, exclusions, exc, k, candidates, filter, rerank)
+        return _one_by_one(recommender, requests, exc)
 
 
 def _one_by_one(
-    recommender: Recommender,
-    users: list[str],
-    exclusions: list[Collection[str]],
-    error: Exception,
-    k: int,
-    candidates: int,
-    filter: Filter | None,
-    rerank: bool,
+    recommender: Recommender, requests: _Requests, error: Exception
 ) -> list[list[Recommendation] | Exception]:
-    if len(users) == 1:
+    if len(requests.users) == 1:
         return [error]
     outcomes: list[list[Recommendation] | Exception] = []
-    for user, excluded in zip(users, exclusions, strict=True):
+    for row in range(len(requests.users)):
         try:
-            outcomes.append(
-                recommender.recommend(user, k=k, candidates=candidates, exclude=excluded, filter=filter, rerank=rerank)
-            )
+            outcomes.append(requests.subset([row]).call(recommender)[0])
         except Exception as exc:
             outcomes.append(exc)
     return outcomes

@@ -256,4 +256,6 @@ def instrument(recommender: Recommender, metrics: ServiceMetrics) -> Recommender
         reranker=TimedReranker(reranker, metrics.reranker_seconds) if reranker is not None else None,
         fallback=recommender.fallback,
         candidate_ranker=recommender.candidate_ranker,
+        fold_in=recommender.fold_in,
+        user_items=recommender.user_items,
     )

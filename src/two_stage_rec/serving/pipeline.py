@@ -115,6 +115,8 @@ class Pipeline:
                 reranker=base.reranker,
                 fallback=fallback,
                 candidate_ranker=base.candidate_ranker,
+                fold_in=base.fold_in,
+                user_items=base.user_items,
             )
         if instrument is not None:
             recommender = instrument(recommender)
@@ -134,6 +136,10 @@ class Pipeline:
         """The items to leave out of one user's recommendations."""
         already_seen = self.seen.get(user_id, frozenset()) if exclude_seen else frozenset()
         return already_seen | frozenset(extra) if extra else already_seen
+
+    def item_title(self, item_id: str) -> str | None:
+        """The title table's title of an item (explanations name history items by it), else None."""
+        return self.titles.get(item_id) or None
 
     def title_of(self, recommendation: Recommendation) -> str | None:
         """The title shown with an item: the title table's, else a string ``title`` metadata field."""

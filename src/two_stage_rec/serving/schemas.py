@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 from pydantic_core import to_json  # noqa: E402
 
+from two_stage_rec.explain import Explanation  # noqa: E402
+from two_stage_rec.policies.spec import PolicySpec  # noqa: E402
 from two_stage_rec.recommender import Recommendation  # noqa: E402
 from two_stage_rec.types import MetadataValue  # noqa: E402
 
@@ -28,6 +30,12 @@ __all__ = [
     "BatchRecommendationResponse",
     "ErrorResponse",
     "HealthResponse",
+    "HistoryItem",
+    "HistoryNeighbour",
+    "ItemContribution",
+    "ItemExplanation",
+    "Policies",
+    "PolicyRule",
     "ReadinessResponse",
     "RecommendedItem",
     "StatsResponse",
@@ -35,9 +43,12 @@ __all__ = [
     "MAX_BATCH_USERS",
     "MAX_CANDIDATES",
     "MAX_FILTER_LENGTH",
+    "MAX_HISTORY",
     "MAX_ID_LENGTH",
+    "MAX_POLICY_RULES",
     "MAX_K",
     "DEFAULT_CANDIDATES",
+    "explanation_json",
     "json_safe",
     "recommendations_json",
     "user_recommendations",
@@ -61,8 +72,147 @@ MAX_ID_LENGTH = 512
 MAX_FILTER_LENGTH = 4096
 """Longest ``filter`` query parameter accepted (JSON text), in characters."""
 
+MAX_HISTORY = 1000
+"""Most interactions one user's ``history`` may hold (the most recent are the ones to send)."""
+
+MAX_POLICY_RULES = 100
+"""Most entries of each kind in ``policies`` (boost rules, bury rules, caps, pins, blocked ids)."""
+
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 """A user or item id: a non-empty string of at most :data:`MAX_ID_LENGTH` characters."""
+
+Rating = Annotated[float, Field(allow_inf_nan=False)]
+"""A rating given with a history: any finite number (the scale of the training data, e.g. 1-5)."""
+
+HistoryItem = Annotated[
+    list[Id] | dict[Id, Rating],
+    Field(
+        min_length=1,
+        max_length=MAX_HISTORY,
+        description=f"1 to {MAX_HISTORY} interactions: item ids (oldest first when known; implicit feedback), "
+        "or item id -> rating (explicit feedback).",
+    ),
+]
+"""One user's history given with a request."""
+
+Position = Annotated[int, Field(strict=True, ge=1)]
+
+
+class PolicyRule(BaseModel):
+    """A boost or bury rule: the items whose metadata match ``filter`` move ``by`` places
+    (or, without ``by``, to the top for a boost, to the end for a bury)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: dict[str, Any] = Field(description="A metadata filter, in the language of the request's `filter`.")
+    by: Position | None = Field(
+        default=None, description="Places to move (>= 1); null or absent: to the top (boost) or the end (bury)."
+    )
+
+
+class Policies(BaseModel):
+    """Post-ranking policies, applied to every user's ranked candidates before the first `k` are kept.
+
+    Every key is optional. Whatever their order here, they apply in one fixed
+    order: `block`, `boost`, `bury`, `mmr`, `max_per`, `pin` (see
+    :data:`two_stage_rec.policies.POLICY_ORDER`).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"mmr": 0.3, "max_per": {"genres": 2}, "boost": [{"filter": {"year": {"$gte": 1995}}}]}]
+        },
+    )
+
+    block: list[Id] | None = Field(
+        default=None, min_length=1, max_length=MAX_POLICY_RULES, description="Item ids never to recommend."
+    )
+    boost: list[PolicyRule] | None = Field(
+        default=None, max_length=MAX_POLICY_RULES, description="Rules moving matching items up, in order."
+    )
+    bury: list[PolicyRule] | None = Field(
+        default=None, max_length=MAX_POLICY_RULES, description="Rules moving matching items down, in order."
+    )
+    mmr: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Maximal marginal relevance: the trade-off in [0, 1] between relevance and variety "
+        "among the top k (0: off).",
+    )
+    max_per: dict[Annotated[str, Field(min_length=1)], Position] | None = Field(
+        default=None,
+        max_length=MAX_POLICY_RULES,
+        description='Metadata field -> at most this many items per value of it in the top k, e.g. `{"genres": 2}`.',
+    )
+    pin: dict[Id, Position] | None = Field(
+        default=None,
+        max_length=MAX_POLICY_RULES,
+        description="Item id -> its 1-based position in the list (1 is the top). A pinned item the "
+        "ranking did not return is added (`source` `pinned`) unless excluded or filtered out.",
+    )
+
+    def spec(self) -> PolicySpec:
+        """The policies as the library's :class:`~two_stage_rec.policies.PolicySpec`, for
+        :func:`~two_stage_rec.policies.parse_policies` (which checks each policy's own rules)."""
+        spec: PolicySpec = {}
+        if self.block is not None:
+            spec["block"] = list(self.block)
+        if self.boost is not None:
+            spec["boost"] = [{"filter": rule.filter, "by": rule.by} for rule in self.boost]
+        if self.bury is not None:
+            spec["bury"] = [{"filter": rule.filter, "by": rule.by} for rule in self.bury]
+        if self.mmr is not None:
+            spec["mmr"] = self.mmr
+        if self.max_per is not None:
+            spec["max_per"] = dict(self.max_per)
+        if self.pin is not None:
+            spec["pin"] = dict(self.pin)
+        return spec
+
+
+class HistoryNeighbour(BaseModel):
+    """An item of the user's history near the recommended one."""
+
+    item_id: str = Field(description="The history item's id.")
+    title: str | None = Field(description="Its title when the service knows one, else null.")
+    similarity: float = Field(description="Cosine similarity of the two items' vectors, higher is more similar.")
+
+
+class ItemContribution(BaseModel):
+    """One feature's contribution to the ranker's score."""
+
+    feature: str
+    contribution: float
+
+
+class ItemExplanation(BaseModel):
+    """Why an item is in the list (present when the request asked for `explain`)."""
+
+    because: list[HistoryNeighbour] = Field(
+        description="Up to two items of the user's history (the training one and the request's `history`) "
+        "nearest to this item, most similar first; empty when the user's history is unknown."
+    )
+    candidate_source: Literal["index", "ranker", "fallback", "pinned"] = Field(
+        description="Where the item came from: the vector index's nearest neighbours of the user, the learned "
+        "ranking stage's own candidates, the cold-start fallback, or a `pin` policy."
+    )
+    retrieval_rank: int | None = Field(
+        description="The item's 1-based rank by retrieval similarity among the request's candidates; null "
+        "when it was not retrieved (fallback, pinned)."
+    )
+    contributions: list[ItemContribution] = Field(
+        default_factory=list,
+        description="The ranker's largest feature contributions to the score, largest first, when the "
+        "ranker can give them; else empty.",
+    )
+
+    @classmethod
+    def from_explanation(cls, explanation: Explanation, title_of: Callable[[str], str | None]) -> ItemExplanation:
+        """Convert a library :class:`~two_stage_rec.explain.Explanation`."""
+        return cls.model_validate(explanation_json(explanation, title_of))
 
 
 class RecommendedItem(BaseModel):
@@ -86,16 +236,31 @@ class RecommendedItem(BaseModel):
     metadata: dict[str, MetadataValue] = Field(
         default_factory=dict, description="The item's stored metadata (`{}` when none)."
     )
-    source: Literal["reranked", "retrieval", "fallback"] = Field(
-        description="How the item was ranked: by the reranker, by retrieval similarity alone, or by "
-        "the cold-start fallback because the user id is unknown."
+    source: Literal["reranked", "retrieval", "fallback", "pinned"] = Field(
+        description="How the item was ranked: by the reranker, by retrieval similarity alone, by "
+        "the cold-start fallback because the user id is unknown, or placed by a `pin` policy "
+        "without being ranked (its `score` is then null)."
+    )
+    folded_in: bool = Field(
+        default=False,
+        description="The user's vector was folded in from the request's `history` (a new user, or a known "
+        "one with recent activity) rather than the trained one.",
+    )
+    explanation: ItemExplanation | None = Field(
+        default=None, description="Why the item is there, when the request asked for `explain`; else null."
     )
 
     @classmethod
-    def from_recommendation(cls, recommendation: Recommendation, title: str | None) -> RecommendedItem:
+    def from_recommendation(
+        cls,
+        recommendation: Recommendation,
+        title: str | None,
+        title_of: Callable[[str], str | None] = lambda item_id: None,
+    ) -> RecommendedItem:
         """Convert a library :class:`Recommendation`; NaN retrieval scores (fallback) become null,
-        because JSON has no NaN."""
+        because JSON has no NaN. ``title_of`` names the history items of an explanation."""
         retrieval = recommendation.retrieval_score
+        explanation = recommendation.explanation
         return cls(
             item_id=recommendation.item_id,
             title=title,
@@ -103,6 +268,8 @@ class RecommendedItem(BaseModel):
             retrieval_score=retrieval if math.isfinite(retrieval) else None,
             metadata=dict(recommendation.metadata),
             source=recommendation.source,
+            folded_in=recommendation.folded_in,
+            explanation=None if explanation is None else ItemExplanation.from_explanation(explanation, title_of),
         )
 
 
@@ -129,7 +296,14 @@ class BatchRecommendationRequest(BaseModel):
                     "k": 5,
                     "filter": {"genres": {"$in": ["Comedy"]}},
                     "exclude": {"42": ["50", "172"]},
-                }
+                },
+                {
+                    "user_ids": ["42", "somebody-new"],
+                    "k": 5,
+                    "history": {"somebody-new": {"50": 5, "181": 4, "1": 2}},
+                    "policies": {"mmr": 0.3, "max_per": {"genres": 2}},
+                    "explain": True,
+                },
             ]
         },
     )
@@ -159,6 +333,20 @@ class BatchRecommendationRequest(BaseModel):
     )
     exclude: dict[str, list[Id]] | None = Field(
         default=None, description="Per user id, further item ids never to recommend."
+    )
+    history: dict[Id, HistoryItem] | None = Field(
+        default=None,
+        max_length=MAX_BATCH_USERS,
+        description="Per user id (each one of `user_ids`), interactions given now: the user's vector is folded "
+        "in from them (a user the model has never seen is personalised; its items say `folded_in`). "
+        "Items the store does not hold are ignored. The history's items are left out of the "
+        "recommendations when `exclude_seen` is true.",
+    )
+    policies: Policies | None = Field(
+        default=None, description="Post-ranking policies applied to every user (diversity, business rules)."
+    )
+    explain: bool = Field(
+        default=False, description="Attach an `explanation` to every item (one more store fetch per request)."
     )
 
 
@@ -215,8 +403,24 @@ class StatsResponse(BaseModel):
     fallback: bool = Field(description="Whether unknown users get a cold-start fallback (else 404).")
 
 
+def explanation_json(explanation: Explanation, title_of: Callable[[str], str | None]) -> dict[str, Any]:
+    """An :class:`ItemExplanation` as plain JSON-ready data; ``title_of`` names the history items."""
+    return {
+        "because": [
+            {"item_id": item, "title": title_of(item), "similarity": similarity}
+            for item, similarity in explanation.because
+        ],
+        "candidate_source": explanation.candidate_source,
+        "retrieval_rank": explanation.retrieval_rank,
+        "contributions": [{"feature": feature, "contribution": value} for feature, value in explanation.contributions],
+    }
+
+
 def user_recommendations(
-    user_id: str, recommendations: Sequence[Recommendation], title_of: Callable[[Recommendation], str | None]
+    user_id: str,
+    recommendations: Sequence[Recommendation],
+    title_of: Callable[[Recommendation], str | None],
+    item_title: Callable[[str], str | None] = lambda item_id: None,
 ) -> dict[str, Any]:
     """A :class:`UserRecommendations` as plain JSON-ready data, built without model validation.
 
@@ -224,7 +428,8 @@ def user_recommendations(
     process, so it skips building and validating pydantic models for its own,
     already valid output: rendering a 5-item answer with :func:`recommendations_json`
     takes about 5 µs against 33 µs through the models, with the same bytes
-    (``tests/test_serving_batching.py`` compares them).
+    (``tests/test_serving_batching.py`` compares them). ``item_title`` names
+    the history items of explanations.
     """
     return {
         "user_id": user_id,
@@ -236,6 +441,8 @@ def user_recommendations(
                 "retrieval_score": r.retrieval_score if math.isfinite(r.retrieval_score) else None,
                 "metadata": r.metadata,
                 "source": r.source,
+                "folded_in": r.folded_in,
+                "explanation": None if r.explanation is None else explanation_json(r.explanation, item_title),
             }
             for r in recommendations
         ],
