@@ -379,3 +379,21 @@ def test_unknown_users_reach_the_fallback_through_the_wrapper() -> None:
     )
     assert [r.source for r in recommender.recommend("a", k=1)] == ["retrieval"]
     assert [(r.item_id, r.source) for r in recommender.recommend("new", k=1)] == [("i2", "fallback")]
+
+
+def test_history_is_folded_in_and_left_out(served: AssembledRecommender, bundle: Bundle) -> None:
+    history = list(bundle.catalogue.item_ids[:3])
+    got = served.recommend("a-user-never-trained", k=5, history=history)
+    assert got and all(rec.folded_in and rec.source != "fallback" for rec in got)
+    assert not set(history) & {rec.item_id for rec in got}
+    with_seen = served.recommend("a-user-never-trained", k=len(ITEMS), history=history, include_seen=True)
+    assert len(with_seen) == len(ITEMS)
+    plain = served.recommend("a-user-never-trained", k=5)
+    assert all(rec.source == "fallback" and not rec.folded_in for rec in plain)
+
+
+def test_fold_in_false_refuses_histories(bundle: Bundle) -> None:
+    with assemble(bundle, store="memory", fold_in=False) as served:
+        assert served.recommender.fold_in is None
+        with pytest.raises(InvalidInputError, match="no fold_in"):
+            served.recommend("someone", history=[bundle.catalogue.item_ids[0]])
