@@ -171,6 +171,23 @@ def test_an_exact_store_on_an_indexed_table_stays_exact(make_store: Any) -> None
         exact.close()
 
 
+def test_an_exact_store_stays_exact_when_an_index_is_built_after_it_opened(make_store: Any) -> None:
+    exact = make_store()
+    vectors = _vectors(2000, seed=5)
+    exact.upsert([f"i{n}" for n in range(2000)], vectors)
+    # Another store on the same table builds a (deliberately poor) HNSW index afterwards.
+    indexed = PgvectorVectorStore(
+        dimension=D, dsn=exact._dsn, table=exact.table, index="hnsw", hnsw=PgHnswParams(m=2, ef_construction=4)
+    )
+    try:
+        assert indexed.describe().details["index_built"]
+        queries = _vectors(20, seed=6)
+        truth = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :10]
+        assert exact.query(queries, top_k=10).ids.tolist() == [[f"i{c}" for c in row] for row in truth]
+    finally:
+        indexed.close()
+
+
 def test_ivfflat_index_is_built_once_the_table_has_min_rows(make_store: Any, dsn: str) -> None:
     store = make_store(index="ivfflat", ivfflat=PgIvfflatParams(lists=4, probes=2, min_rows=50))
     store.upsert([f"a{n}" for n in range(30)], _vectors(30))

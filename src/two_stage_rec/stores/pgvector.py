@@ -843,6 +843,10 @@ class PgvectorVectorStore:
             # pgvector's cosine distance of a zero vector is NaN, which sorts last;
             # its similarity is 0 (distance 1), as the numpy oracle says.
             return f"coalesce(nullif(embedding {operator} q.vec, 'NaN'::float8), 1.0)"
+        if exact:
+            # An expression a vector index cannot serve: an exact query stays exact even
+            # when another store has since built an HNSW or IVFFlat index on the table.
+            return f"(embedding {operator} q.vec) + 0"
         return f"embedding {operator} q.vec"
 
     def _search(
@@ -886,8 +890,7 @@ class PgvectorVectorStore:
 
     def _query_settings(self, k: int, approximate: bool) -> list[tuple[str, str]]:
         if not approximate:
-            # An exact store over a table that has a vector index must not use it.
-            return [("enable_indexscan", "off")] if self._state.ann_index != "exact" else []
+            return []  # _order's exact expression keeps any vector index out of the plan
         if self._hnsw is not None:
             # Iterative scans (pgvector 0.8) go on searching the graph / further
             # lists while a filter leaves fewer than top_k rows.
