@@ -28,6 +28,7 @@ from two_stage_rec.fold_in import (
     LearnedFoldIn,
     MeanFoldIn,
     RidgeFoldIn,
+    SplitFoldIn,
     default_fold_in,
     fit_fold_in,
 )
@@ -202,7 +203,7 @@ def test_learned_shrinks_short_histories_more_on_noisy_data() -> None:
     owners = np.repeat(np.arange(n_users), 30)
     fold = LearnedFoldIn.fit(users, item_vectors, np.concatenate(histories), owners)
     assert fold.sizes[0] == 1 and fold.dimension == D
-    one, many = (np.linalg.norm(fold._maps[i][:D]) for i in (0, -1))
+    one, many = (np.linalg.norm(fold.maps[i][:D]) for i in (0, -1))
     assert one < many
     # on a user it never saw, more history gives a vector closer to theirs
     new_user = gen.normal(size=D)
@@ -268,9 +269,9 @@ def test_fit_takes_an_embed_callable_and_ratings() -> None:
     scores = {u: {i: float(users[n] @ items[i]) for i in histories[u]} for n, u in enumerate(ids)}
     fold = fit_fold_in(ids, users, histories, embed, ratings=scores, method="ridge")
     assert "rating_slope" in repr(fold)
-    assert isinstance(fold, RidgeFoldIn) and fold._slope > 0
+    assert isinstance(fold, RidgeFoldIn) and fold.rating_slope > 0
     plain = fit_fold_in(ids, users, histories, embed, method="ridge")
-    assert isinstance(plain, RidgeFoldIn) and plain._slope == 0.0
+    assert isinstance(plain, RidgeFoldIn) and plain.rating_slope == 0.0
 
 
 def test_default_fold_in_of_a_bundle(tmp_path: Path) -> None:
@@ -436,11 +437,11 @@ def test_learned_with_ratings_fits_on_rating_weighted_means() -> None:
     )
     x = np.hstack([means, np.ones((n_users, 1))])
     expected = np.linalg.lstsq(x, users.astype(np.float64), rcond=None)[0]
-    np.testing.assert_allclose(fold._maps[1], expected, rtol=1e-4, atol=1e-4)  # noqa: SLF001 - the fitted map itself
+    np.testing.assert_allclose(fold.maps[1], expected, rtol=1e-4, atol=1e-4)
     same = np.full(events.size, 4.0)
     np.testing.assert_allclose(
-        LearnedFoldIn.fit(users, items, events, owners, ratings=same)._maps,  # noqa: SLF001
-        LearnedFoldIn.fit(users, items, events, owners)._maps,  # noqa: SLF001
+        LearnedFoldIn.fit(users, items, events, owners, ratings=same).maps,
+        LearnedFoldIn.fit(users, items, events, owners).maps,
         rtol=1e-9,
         atol=1e-12,
     )
@@ -450,8 +451,8 @@ def test_fitting_does_not_depend_on_the_order_of_the_histories() -> None:
     ids, users, histories, items, _ = synthetic_log()
     reordered = {user: list(reversed(sorted(seen))) for user, seen in reversed(histories.items())}
     for method in ("ridge", "learned"):
-        one = fit_fold_in(ids, users, histories, items, method=method)  # type: ignore[arg-type]
-        two = fit_fold_in(ids, users, reordered, items, method=method)  # type: ignore[arg-type]
+        one = fit_fold_in(ids, users, histories, items, method=method)
+        two = fit_fold_in(ids, users, reordered, items, method=method)
         probe = [np.stack([items["i1"], items["i2"]])]
         np.testing.assert_array_equal(
             one.fold_in(probe, ratings=[None], priors=[None]), two.fold_in(probe, ratings=[None], priors=[None])
@@ -466,7 +467,7 @@ def test_ridge_score_statistics_on_a_sample_of_many_events(monkeypatch: pytest.M
     monkeypatch.setattr(fit_module, "SCORE_SAMPLE", 2_000)  # of 12,500 events
     sampled = fit_fold_in(ids, users, histories, items, method="ridge")
     assert isinstance(exact, RidgeFoldIn) and isinstance(sampled, RidgeFoldIn)
-    assert sampled._positive == pytest.approx(exact._positive, rel=0.1)  # noqa: SLF001 - the fitted target itself
+    assert sampled.positive_target == pytest.approx(exact.positive_target, rel=0.1)
 
 
 def test_the_isotropic_prior_is_offered_and_unknown_priors_are_refused() -> None:
@@ -474,8 +475,71 @@ def test_the_isotropic_prior_is_offered_and_unknown_priors_are_refused() -> None
     isotropic = fit_fold_in(ids, users, histories, items, method="ridge", prior="isotropic", l2=3.0)
     covariance = fit_fold_in(ids, users, histories, items, method="ridge")
     probe = [np.stack([items["i1"]])]
-    assert not np.allclose(
-        isotropic.fold_in(probe, ratings=[None], priors=[None]), covariance.fold_in(probe, ratings=[None], priors=[None])
-    )
+    one, two = (fold.fold_in(probe, ratings=[None], priors=[None]) for fold in (isotropic, covariance))
+    assert not np.allclose(one, two)
     with pytest.raises(InvalidInputError, match="prior must be"):
         fit_fold_in(ids, users, histories, items, prior="flat")  # type: ignore[arg-type]
+
+
+def test_split_routes_new_users_to_one_fold_in_and_known_users_to_the_other() -> None:
+    gen = rng(15)
+    new, known = RidgeFoldIn(D, mean_user=gen.normal(size=D)), MeanFoldIn(D, prior_strength=2.0)
+    split = SplitFoldIn(new, known, dimension=D)
+    histories = [gen.normal(size=(h, D)).astype(np.float32) for h in (2, 3, 1, 4)]
+    prior = gen.normal(size=D).astype(np.float32)
+    priors: list[F32 | None] = [None, prior, None, prior]
+    got = split.fold_in(histories, ratings=[None] * 4, priors=priors)
+    np.testing.assert_array_equal(
+        got[[0, 2]], new.fold_in([histories[0], histories[2]], ratings=[None] * 2, priors=[None] * 2)
+    )
+    np.testing.assert_array_equal(
+        got[[1, 3]], known.fold_in([histories[1], histories[3]], ratings=[None] * 2, priors=[prior] * 2)
+    )
+    assert split.new is new and split.known is known and "SplitFoldIn" in repr(split)
+    # an error names the user's position in the whole batch
+    with pytest.raises(EmptyBatchError, match="history 3 is empty"):
+        split.fold_in([*histories[:3], np.zeros((0, D), np.float32)], ratings=[None] * 4, priors=priors)
+
+
+def test_the_default_is_split_ridge_for_new_users_and_learned_for_known_ones() -> None:
+    ids, users, histories, items, _ = synthetic_log()
+    fold = fit_fold_in(ids, users, histories, items)
+    assert DEFAULT_METHOD == "split" and isinstance(fold, SplitFoldIn)
+    assert isinstance(fold.new, RidgeFoldIn) and isinstance(fold.known, LearnedFoldIn)
+
+
+# ----------------------------------------------------------------------------- on a bundle trained on MovieLens-100K
+
+
+@pytest.mark.integration
+def test_on_a_movielens_bundle_folded_in_users_land_where_trained_users_are(tiny_movielens_models: Path) -> None:
+    """A trained user folded in from their own training items, with no prior, gets a vector like their trained one.
+
+    The tiny bundle is a poor model, so the bar is relative: closer to the
+    user's trained vector than the average user's vector is.
+    """
+    bundle = read_bundle(tiny_movielens_models)
+    fold = default_fold_in(bundle)
+    assert isinstance(fold, SplitFoldIn)
+    users = sorted(bundle.seen_items, key=int)[:200]
+    trained = bundle.user_embedder.embed(users)
+    histories = [bundle.item_embedder.embed(sorted(bundle.seen_items[user])) for user in users]
+    folded = fold.fold_in(histories, ratings=[None] * len(users), priors=[None] * len(users))
+    assert folded.shape == trained.shape and folded.dtype == np.float32 and np.isfinite(folded).all()
+    similarity = np.median([cosine(f, t) for f, t in zip(folded, trained, strict=True)])
+    average = bundle.user_embedder.embed(sorted(bundle.seen_items)).mean(axis=0)
+    baseline = np.median([cosine(average, t) for t in trained])
+    assert similarity > baseline, (similarity, baseline)
+    ratio = np.median(np.linalg.norm(folded, axis=1)) / np.median(np.linalg.norm(trained, axis=1))
+    assert 0.3 < ratio < 3.0, ratio
+    # with their trained vector as the prior and a little recent activity, a known user stays close to it
+    recent = [h[:2] for h in histories]
+    updated = fold.fold_in(recent, ratings=[None] * len(users), priors=list(trained))
+    assert np.median([cosine(u, t) for u, t in zip(updated, trained, strict=True)]) > np.median(
+        [
+            cosine(f, t)
+            for f, t in zip(
+                fold.fold_in(recent, ratings=[None] * len(users), priors=[None] * len(users)), trained, strict=True
+            )
+        ]
+    )

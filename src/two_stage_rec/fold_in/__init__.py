@@ -11,11 +11,14 @@ higher is better). Three implementations, each documented with its formula:
 * :class:`RidgeFoldIn`: least squares in the dot-product model, with
   implicit-ALS's global negatives and a prior (closed form);
 * :class:`LearnedFoldIn`: a linear map from the history's mean item vector
-  to the user vector, fitted on the trained users (closed form).
+  to the user vector, fitted on the trained users (closed form);
+* :class:`SplitFoldIn`: one fold-in for new users, another for known users
+  (those with a trained vector).
 
 :func:`fit_fold_in` fits any of them on the trained users' vectors and
-histories; :func:`default_fold_in` does it for a bundle with the method that
-measured best (:data:`DEFAULT_METHOD`; ``benchmarks/fold_in.py``).
+histories; :func:`default_fold_in` does it for a bundle with what measured
+best (:data:`DEFAULT_METHOD`: ridge for new users, learned for known ones;
+``benchmarks/fold_in.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from two_stage_rec.fold_in.fit import DEFAULT_METHOD, FoldInMethod, default_fold
 from two_stage_rec.fold_in.learned import HISTORY_SIZES, LearnedFoldIn
 from two_stage_rec.fold_in.mean import MeanFoldIn
 from two_stage_rec.fold_in.ridge import RidgeFoldIn
+from two_stage_rec.fold_in.split import SplitFoldIn
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -32,6 +36,7 @@ __all__ = [
     "LearnedFoldIn",
     "MeanFoldIn",
     "RidgeFoldIn",
+    "SplitFoldIn",
     "default_fold_in",
     "fit_fold_in",
 ]

@@ -13,7 +13,7 @@ from two_stage_rec.fold_in._batch import check_batch, rating_weights, segment_su
 from two_stage_rec.fold_in._prior import with_priors
 from two_stage_rec.types import FloatMatrix, FloatVector
 
-__all__ = ["HISTORY_SIZES", "LearnedFoldIn"]
+__all__ = ["HISTORY_SIZES", "MAX_FIT_USERS", "LearnedFoldIn"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -21,6 +21,9 @@ HISTORY_SIZES: tuple[int, ...] = (1, 2, 3, 5, 8, 13, 21, 34)
 """History sizes :meth:`LearnedFoldIn.fit` fits one map for; a history of h
 items uses the map of the largest size <= h."""
 
+
+MAX_FIT_USERS = 20_000
+"""Users :meth:`LearnedFoldIn.fit` fits on by default (a seeded sample when there are more)."""
 
 _PADDED_FLOATS = 1 << 22
 """Floats of the padded (users, longest size, d) block fitting forms at once (32 MiB of float64)."""
@@ -35,6 +38,18 @@ def _indices(values: npt.ArrayLike, size: int, what: str) -> npt.NDArray[np.int6
     return rows.astype(np.int64)
 
 
+def _running(values: npt.NDArray[np.floating], steps: npt.NDArray[np.int64], op: np.ufunc) -> F64:
+    """``op`` accumulated along axis 0 and read at ``steps``: (len(steps), ...) float64.
+
+    Reduces the contiguous slab between consecutive steps, then accumulates
+    the few slab results: cheaper than a full running sum over every position.
+    """
+    bounds = np.r_[0, steps + 1]
+    slabs = np.stack([op.reduce(values[a:b], axis=0, dtype=np.float64) for a, b in pairwise(bounds.tolist())])
+    out: F64 = op.accumulate(slabs, axis=0)
+    return out
+
+
 def _prefix_means(
     items: npt.NDArray[np.float32],
     events: npt.NDArray[np.int64],
@@ -46,9 +61,9 @@ def _prefix_means(
     """Per chunk of users: ``(users, means, has)``, the mean item vector of each user's first s events.
 
     Each user's events are shuffled (seeded), so the first s are a random
-    s-subset, nested across sizes. ``means`` is (users, S, d), rating-weighted
+    s-subset, nested across sizes. ``means`` is (S, users, d), rating-weighted
     as :func:`rating_weights` weighs (``r - min + 1`` over the subset);
-    ``has[u, j]`` says whether user u has at least ``sizes[j]`` events.
+    ``has[j, u]`` says whether user u has at least ``sizes[j]`` events.
     Memory is bounded by :data:`_PADDED_FLOATS` whatever the number of events.
     """
     # Sorting by (user, item) first makes the shuffle independent of the order the events came in.
@@ -68,22 +83,23 @@ def _prefix_means(
         user_of = np.repeat(np.arange(block_starts.size), taken)
         position = np.arange(int(taken.sum())) - np.repeat(np.cumsum(taken) - taken, taken)
         source = order[np.repeat(block_starts, taken) + position]
-        vectors = np.zeros((block_starts.size, longest, d), dtype=np.float32)
-        vectors[user_of, position] = items[events[source]]
-        sums = np.cumsum(vectors, axis=1, dtype=np.float64)[:, steps]
+        # Position-major (longest, users, d): the running sums add whole contiguous slabs.
+        vectors = np.zeros((longest, block_starts.size, d), dtype=np.float32)
+        vectors[position, user_of] = items[events[source]]
+        sums = _running(vectors, steps, np.add)
         if ratings is None:
-            means = sums / (steps + 1)[None, :, None]
+            means = sums / (steps + 1)[:, None, None]
         else:
-            stars = np.full((block_starts.size, longest), np.inf)
-            stars[user_of, position] = ratings[source]
-            lowest = np.minimum.accumulate(stars, axis=1)[:, steps]
+            stars = np.full((longest, block_starts.size), np.inf)
+            stars[position, user_of] = ratings[source]
+            lowest = _running(stars, steps, np.minimum)
             finite = np.where(np.isfinite(stars), stars, 0.0)
-            weighted = np.cumsum(vectors * finite[:, :, None], axis=1)[:, steps]
-            star_sums = np.cumsum(finite, axis=1)[:, steps]
+            weighted = _running(vectors * finite[:, :, None], steps, np.add)
+            star_sums = _running(finite, steps, np.add)
             shift = np.where(np.isfinite(lowest), lowest - 1.0, 0.0)  # w_i = r_i - (lowest - 1)
-            totals = star_sums - shift * (steps + 1)[None, :]
+            totals = star_sums - shift * (steps + 1)[:, None]
             means = (weighted - shift[:, :, None] * sums) / np.maximum(totals, 1e-12)[:, :, None]
-        yield owner_sorted[block_starts], means, block_counts[:, None] >= (steps + 1)[None, :]
+        yield owner_sorted[block_starts], means, (steps + 1)[:, None] <= block_counts[None, :]
 
 
 def _features(means: F64) -> F64:
@@ -147,6 +163,13 @@ class LearnedFoldIn:
         return int(self._maps.shape[2])
 
     @property
+    def maps(self) -> F64:
+        """The fitted maps, float64 (S, d + 1, d), a read-only view: ``maps[j]`` serves ``sizes[j]``."""
+        view = self._maps.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def sizes(self) -> tuple[int, ...]:
         """The history sizes a map was fitted for."""
         return tuple(int(s) for s in self._sizes)
@@ -163,6 +186,7 @@ class LearnedFoldIn:
         sizes: Sequence[int] = HISTORY_SIZES,
         l2: float = 1e-3,
         prior_strength: float = 10.0,
+        max_users: int | None = MAX_FIT_USERS,
         seed: int = 0,
     ) -> LearnedFoldIn:
         """Fit one ridge map per history size from trained users' histories to their vectors.
@@ -181,7 +205,10 @@ class LearnedFoldIn:
             sizes: increasing history sizes, the first 1.
             l2: ridge penalty relative to the features' mean square (> 0).
             prior_strength: passed to the fold-in.
-            seed: seed of the subsets.
+            max_users: fit on at most this many users (a seeded sample), or
+                None for all: (d + 1) x d coefficients per size need no more,
+                and the cost then stops growing with the users.
+            seed: seed of the subsets and of the sample.
 
         Raises:
             InvalidInputError: shapes disagree, a value is not finite, an
@@ -207,6 +234,15 @@ class LearnedFoldIn:
         rated = None if ratings is None else np.asarray(ratings, dtype=np.float64).reshape(-1)
         if rated is not None and (rated.shape[0] != rows.size or not np.isfinite(rated).all()):
             raise InvalidInputError(f"ratings must be {rows.size} finite numbers")
+        if max_users is not None and max_users < 1:
+            raise InvalidInputError(f"max_users must be positive or None, got {max_users}")
+        present = np.flatnonzero(np.bincount(rows, minlength=users.shape[0]))
+        if max_users is not None and present.size > max_users:
+            chosen = np.zeros(users.shape[0], dtype=np.bool_)
+            chosen[np.random.default_rng(seed).choice(present, max_users, replace=False)] = True
+            picked = chosen[rows]
+            item_rows, rows = item_rows[picked], rows[picked]
+            rated = None if rated is None else rated[picked]
         size_list = [int(s) for s in sizes]
         if not size_list or size_list[0] != 1 or any(b <= a for a, b in pairwise(size_list)):
             raise InvalidInputError(f"sizes must increase from 1, got {size_list}")
@@ -215,13 +251,13 @@ class LearnedFoldIn:
         cross = np.zeros((len(size_list), d + 1, d))
         examples = np.zeros(len(size_list), dtype=np.int64)
         for chunk_users, chunk_means, has in _prefix_means(items, item_rows, rows, rated, size_list, seed):
-            x = _features(chunk_means.reshape(-1, d)).reshape(*chunk_means.shape[:2], d + 1)
-            y = users[chunk_users]
-            for index in range(len(size_list)):
-                xs, ys = x[has[:, index], index], y[has[:, index]]
-                gram[index] += xs.T @ xs
-                cross[index] += xs.T @ ys
-                examples[index] += xs.shape[0]
+            x = np.concatenate([chunk_means, np.ones((*chunk_means.shape[:2], 1))], axis=2)  # (S, users, d + 1)
+            kept = x * has[:, :, None]  # a user too short for a size adds nothing to it
+            # einsum, not matmul: these products are small, and a threaded BLAS on busy cores costs
+            # a hundred times their arithmetic in waiting.
+            gram += np.einsum("sui,suj->sij", kept, x)
+            cross += np.einsum("sui,uj->sij", kept, users[chunk_users])
+            examples += has.sum(axis=1)
         maps = np.zeros((len(size_list), d + 1, d))
         for index in range(len(size_list)):
             if examples[index] < d + 1 and index:

@@ -151,6 +151,16 @@ class RidgeFoldIn:
         """d."""
         return self._dimension
 
+    @property
+    def positive_target(self) -> float:
+        """``t₊``, the target score of a history item without a rating."""
+        return self._positive
+
+    @property
+    def rating_slope(self) -> float:
+        """``b``, how much a rating moves an item's target score (0: ratings are ignored)."""
+        return self._slope
+
     def fold_in(
         self,
         item_vectors: Sequence[FloatMatrix],
