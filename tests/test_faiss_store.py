@@ -82,7 +82,9 @@ def test_bad_configuration_is_rejected(make: Any) -> None:
 
 
 @pytest.mark.parametrize(("index", "exact", "faiss_class"), [
-    ("flat", True, "IndexFlat"), ("hnsw", False, "IndexHNSWFlat"), ("ivf", False, "IndexIVFFlat"),
+    ("flat", True, "IndexFlat"), ("hnsw", False, "IndexHNSWFlat"),
+    # IVF and auto stores search a flat index (exactly) until they are trained.
+    ("ivf", True, "IndexFlat"), ("auto", True, "IndexFlat"),
 ])  # fmt: skip
 def test_describe_and_capabilities(index: str, exact: bool, faiss_class: str) -> None:
     store = FaissVectorStore(dimension=8, metric="cosine", index=index)
@@ -90,6 +92,7 @@ def test_describe_and_capabilities(index: str, exact: bool, faiss_class: str) ->
     stats = store.describe()
     assert (stats.dimension, stats.metric, stats.count, stats.backend) == (8, "cosine", 0, "faiss")
     assert stats.details["index"] == index and stats.details["faiss_index"] == faiss_class
+    assert stats.details["layout"] == ("hnsw" if index == "hnsw" else "flat")
     assert "FaissVectorStore(dimension=8" in repr(store)
 
 
@@ -168,7 +171,7 @@ def test_ivf_is_exact_until_trained_then_trains_once() -> None:
 
 def test_train_is_only_for_ivf_with_enough_vectors() -> None:
     with pytest.raises(InvalidInputError, match="only an IVF index"):
-        FaissVectorStore(dimension=8).train()
+        FaissVectorStore(dimension=8, index="flat").train()
     store = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=16))
     store.upsert(*_data(10))
     with pytest.raises(InvalidInputError, match="at least nlist=16"):
@@ -251,9 +254,11 @@ def test_save_writes_no_pickle(tmp_path: Path, index: str) -> None:
     _, target, _, _ = _saved(tmp_path, index)
     pointer = json.loads((target / "CURRENT").read_text())
     snapshot = target / pointer["snapshot"]
-    assert sorted(p.name for p in snapshot.iterdir()) == ["index.faiss", "store.json", "vectors.npz"]
-    with np.load(snapshot / "vectors.npz", allow_pickle=False) as arrays:
-        assert arrays["vectors"].shape == (50, 8) and arrays["ids"].dtype.kind == "U"
+    assert sorted(p.name for p in snapshot.iterdir()) == ["index.faiss", "slots.npz", "store.json"]
+    with np.load(snapshot / "slots.npz", allow_pickle=False) as arrays:
+        # The vectors are in index.faiss only; cosine keeps the norms to give them back as upserted.
+        assert sorted(arrays.files) == ["alive", "ids", "norms"]
+        assert arrays["norms"].shape == (50,) and arrays["ids"].dtype.kind == "U"
     config = json.loads((snapshot / "store.json").read_text())
     assert config["index"] == index and config["metadata"][3] == {"n": 3}
     assert sorted(p.name for p in target.iterdir()) == ["CURRENT", pointer["snapshot"]]
@@ -344,7 +349,7 @@ def _corrupt(target: Path, how: str) -> None:
         data = (snapshot / "index.faiss").read_bytes()
         (snapshot / "index.faiss").write_bytes(data[: len(data) // 2])
     elif how == "corrupt npz":
-        (snapshot / "vectors.npz").write_bytes(b"PK\x03\x04 not really a zip")
+        (snapshot / "slots.npz").write_bytes(b"PK\x03\x04 not really a zip")
     elif how == "wrong version":
         config = json.loads((snapshot / "store.json").read_text())
         config["version"] = 99
@@ -398,7 +403,18 @@ def test_selective_filters_skip_the_approximate_index() -> None:
     assert hnsw._exact_is_cheaper(40, 10) and not hnsw._exact_is_cheaper(1000, 10)
     ivf = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=8, nprobe=2, min_train_size=312))
     ivf.upsert(ids, vectors)
-    assert ivf._exact_is_cheaper(500, 10) and not ivf._exact_is_cheaper(501, 10)
+    # Probing all 8 cells scans 2000 entries; looking up 31 vectors costs 31 * 64 = 1984 of them.
+    assert ivf._ivf_probes(31 / 2000) == 8
+    assert ivf._exact_is_cheaper(31, 10) and not ivf._exact_is_cheaper(32, 10)
+
+
+def test_ivf_probes_more_cells_for_selective_filters() -> None:
+    store = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=1024, nprobe=32))
+    store._layout = "ivf"  # the probe count is a pure function of the parameters
+    assert store._ivf_probes(1.0) == 32
+    assert store._ivf_probes(0.25) == 64  # 32 / sqrt(0.25)
+    assert store._ivf_probes(0.05) == 144  # ceil(32 / 0.2236)
+    assert store._ivf_probes(0.0001) == 1024  # never more than every cell
 
 
 def test_a_failed_compaction_says_the_write_landed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,18 +433,22 @@ def test_a_failed_compaction_says_the_write_landed(monkeypatch: pytest.MonkeyPat
     assert sorted(store.query(vectors[:3], top_k=40).row_ids(0)) == sorted(ids[30:])
 
 
-def test_a_failed_automatic_training_says_the_batch_was_written(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_automatic_training_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     ids, vectors = _data(200)
     store = FaissVectorStore(dimension=8, index="ivf", ivf=IvfParams(nlist=4, nprobe=1))
+    store.upsert(ids[:100], vectors[:100])
 
-    def broken() -> None:
+    def broken(*args: Any) -> Any:
         raise StoreError("faiss failed to train the IVF index: simulated")
 
-    monkeypatch.setattr(store, "train", broken)
-    with pytest.raises(StoreError, match="the batch was written"):
-        store.upsert(ids, vectors)
-    assert len(store) == 200 and not store.is_trained
+    monkeypatch.setattr(store, "_build_ivf", broken)
+    with pytest.raises(StoreError, match="simulated"):
+        store.upsert(ids[100:], vectors[100:])  # reaches 39 * 4 = 156 vectors: trains
+    assert len(store) == 100 and not store.is_trained and store.fetch(ids[100:101]).missing == ids[100:101]
     assert store.query(vectors[:2], top_k=5).counts.tolist() == [5, 5]
+    monkeypatch.undo()
+    store.upsert(ids[100:], vectors[100:])
+    assert store.is_trained and int(store._index.ntotal) == 200
 
 
 def test_ivf_default_probes_are_twenty_or_every_cell() -> None:

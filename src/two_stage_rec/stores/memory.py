@@ -140,9 +140,7 @@ class InMemoryVectorStore:
         new_ids = [i for i in id_list if i not in self._row_of]
         if new_ids:
             start = len(self._ids)
-            self._vectors = np.concatenate(
-                [self._vectors, np.empty((len(new_ids), self._dimension), np.float32)]
-            )
+            self._vectors = np.concatenate([self._vectors, np.empty((len(new_ids), self._dimension), np.float32)])
             for offset, item_id in enumerate(new_ids):
                 self._row_of[item_id] = start + offset
             self._ids.extend(new_ids)
@@ -205,6 +203,4 @@ class InMemoryVectorStore:
 
     def describe(self) -> StoreStats:
         """Dimension, metric and count."""
-        return StoreStats(
-            dimension=self._dimension, metric=self._metric, count=len(self._ids), backend="memory"
-        )
+        return StoreStats(dimension=self._dimension, metric=self._metric, count=len(self._ids), backend="memory")
