@@ -187,3 +187,22 @@ def test_serving_guide_answers_match_the_response_schemas() -> None:
     UserRecommendations.model_validate(single)
     BatchRecommendationResponse.model_validate(batch)
     assert UserRecommendations.model_validate(newcomer).items[0].source == "fallback"
+
+
+def test_serving_guide_request_option_answers_match_the_response_schemas() -> None:
+    """The answers under "Request options" parse as today's response models and show what they claim."""
+    pytest.importorskip("fastapi", reason="the serving schemas need the 'serve' extra")
+    from two_stage_rec.serving.schemas import BatchRecommendationResponse, UserRecommendations
+
+    generator: Any = _generator()
+    text = generator.SERVING_PAGE.read_text(encoding="utf-8")
+    start = text.index("```console\n", text.index(generator.OPTIONS_HEADING)) + len("```console\n")
+    block = text[start : text.index("\n```", start)]
+    answers = [chunk[chunk.index("\n{") + 1 :] for chunk in re.split(r"\n(?=\$ curl)", block)]
+    assert len(answers) == len(generator.OPTION_REQUESTS)
+    folded, with_policies = (json.loads(answer) for answer in answers)
+    newcomer = UserRecommendations.model_validate(folded)
+    assert newcomer.items and all(item.folded_in and item.explanation is not None for item in newcomer.items)
+    capped = BatchRecommendationResponse.model_validate(with_policies).results[0].items
+    genres = [genre for item in capped for genre in item.metadata.get("genres", [])]  # type: ignore[union-attr]
+    assert len(genres) == len(set(genres))  # max_per genres=1
