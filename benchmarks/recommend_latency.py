@@ -23,6 +23,19 @@ user's rated movies excluded, so 50 + |seen| are retrieved), and
 ``recommend_batch`` for all 943 users in one call (numpy and TensorFlow paths,
 with and without exclusions).
 
+``served_pipelines`` (when the bundle holds a learned ranking stage): the
+served numpy pipelines side by side, each ``assemble(bundle, store="faiss",
+reranker=...)`` answering ``recommend(user, k=5)`` with the user's rated
+movies excluded: ``retrieval_only`` (``"none"``), ``scoring`` and ``blend``
+(when the bundle holds them) and ``ranker`` (the ranking stage: 50 + 50
+merged candidates, features, tree ensemble), interleaved in one loop that records wall-clock and
+process CPU time per call (CPU time is what a busy machine distorts least),
+then ``recommend_batch`` for all 943 users per pipeline (both clocks again),
+with the default BLAS/OpenMP thread pools and, when ``threadpoolctl`` is
+installed, on one thread as the service computes
+(``recommend_batch_all_users_one_thread*``). Its ``agreement``
+checks that the served ranker recommends what the stage itself ranks.
+
 Models: ``--models DIR`` (a models directory from ``two-stage-rec train``), else
 models trained once with :func:`two_stage_rec.training.train_models` on the
 notebook's random 80/20 split and cached in ``$TWO_STAGE_REC_CACHE`` (or the
@@ -48,7 +61,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, display_path, machine, measure_interleaved, ratio, write_results
+from _common import RESULTS_DIR, display_path, machine, measure_interleaved, ratio, summarize, write_results
 
 RESULTS = RESULTS_DIR / "recommend_latency.json"
 K, CANDIDATES = 5, 50
@@ -212,6 +225,96 @@ def cases(env: dict[str, Any], users: list[str]) -> dict[str, Callable[[int], ob
     }
 
 
+SERVED_RERANKER = {"retrieval_only": "none", "scoring": "scoring", "blend": "blend", "ranker": "ranker"}
+
+
+def build_served(bundle: Any, store: str = "faiss") -> dict[str, Any] | None:
+    """The bundle's served numpy pipelines (retrieval only, and each second stage it holds), or None
+    when it has no learned ranking stage."""
+    from two_stage_rec.assembly import assemble
+
+    if bundle.ranking_stage is None:
+        return None
+    held = {"retrieval_only": True, "scoring": bundle.scoring is not None, "blend": bundle.blend is not None}
+    names = [name for name in SERVED_RERANKER if held.get(name, True)]
+    return {name: assemble(bundle, store=store, reranker=SERVED_RERANKER[name]) for name in names}
+
+
+def interleaved_wall_and_cpu(
+    cases: dict[str, Callable[[int], object]], rounds: int, *, warmup: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Like :func:`_common.measure_interleaved`, recording wall-clock and process CPU time of each call."""
+    for case in cases.values():
+        for i in range(warmup):
+            case(i)
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    rng = np.random.default_rng(0)
+    names = list(cases)
+    for r in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            case = cases[name]
+            start_cpu, start = time.process_time(), time.perf_counter()
+            case(r)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {"wall": {n: summarize(v) for n, v in wall.items()}, "cpu": {n: summarize(v) for n, v in cpu.items()}}
+
+
+def served_timings(served: dict[str, Any], users: list[str], rounds: int, batch_repeats: int) -> dict[str, Any]:
+    """One user (interleaved, wall and CPU) and all users per served pipeline, plus the ranker's agreement."""
+    n = len(users)
+    single = interleaved_wall_and_cpu(
+        {
+            name: (lambda r, rec=served[name]: rec.recommend(users[r % n], k=K, candidates=CANDIDATES))
+            for name in served
+        },
+        rounds,
+        warmup=min(10, max(1, rounds // 10)),
+    )
+    out: dict[str, Any] = {"single_user": single["wall"], "single_user_cpu": single["cpu"]}
+    for clock, summaries in (("wall", single["wall"]), ("cpu", single["cpu"])):
+        p50 = {name: s["p50_ms"] for name, s in summaries.items()}
+        out[f"ratios_{clock}"] = {
+            f"ranker_over_{name}": ratio(p50["ranker"], p50[name]) for name in served if name != "ranker"
+        }
+    all_users = sorted(users)
+    batch_cases = {
+        name: (lambda _, rec=served[name]: rec.recommend_batch(all_users, k=K, candidates=CANDIDATES))
+        for name in served
+    }
+    runs = {"": interleaved_wall_and_cpu(batch_cases, batch_repeats, warmup=1)}
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the serve extra's; without it only the default thread pools are measured
+        out["one_thread"] = "threadpoolctl not installed"
+    else:
+        # As the service computes (serving.batching: compute_threads): BLAS and OpenMP on one thread,
+        # which on a busy machine avoids waiting for descheduled helper threads.
+        with threadpool_limits(limits=1):
+            runs["_one_thread"] = interleaved_wall_and_cpu(batch_cases, batch_repeats, warmup=1)
+    for suffix, batch in runs.items():
+        for clock_suffix, clock in (("", "wall"), ("_cpu", "cpu")):
+            out[f"recommend_batch_all_users{suffix}{clock_suffix}"] = {
+                "users": len(all_users),
+                **{
+                    name: {**summary, "p50_s": round(summary["p50_ms"] / 1e3, 4)}
+                    for name, summary in batch[clock].items()
+                },
+            }
+    # The served ranker must recommend what the stage ranks (catalogue items, rated movies excluded).
+    ranker = served["ranker"]
+    checked = all_users[: min(100, len(all_users))]
+    stage_ids = ranker.bundle.ranking_stage.recommend(checked, K, exclude=[ranker.seen(u) for u in checked])
+    same = sum(
+        [rec.item_id for rec in ranker.recommend(user, k=K)] == [i for i in stage_ids[row].tolist() if i]
+        for row, user in enumerate(checked)
+    )
+    out["agreement"] = {"ranker_same_top5_as_ranking_stage": round(same / len(checked), 3)}
+    return out
+
+
 def check_agreement(
     env: dict[str, Any], calls: dict[str, Callable[[int], object]], users: list[str], rounds: int
 ) -> dict[str, float]:
@@ -293,6 +396,9 @@ def run(
     }
     results["recommend_batch_all_users"] = batch_timings(env, users, batch_repeats)
     batch = results["recommend_batch_all_users"]
+    served = build_served(env["numpy_built"].bundle)
+    if served is not None:
+        results["served_pipelines"] = served_timings(served, order, rounds, batch_repeats)
     results["goals"] = {
         "tf_p50_le_1.5ms": p50["library_tf"] <= 1.5,
         "tf_ge_30x_faster_than_notebook": results["ratios"]["notebook_loop_over_library_tf"] >= 30,
@@ -302,6 +408,24 @@ def run(
         "batch_all_users_numpy_le_0.3s": batch["numpy"]["p50_s"] <= 0.3,
         "batch_all_users_tf_le_0.3s": batch["tensorflow"]["p50_s"] <= 0.3,
     }
+    if served is not None:
+        stage = results["served_pipelines"]
+        results["goals"].update(
+            {
+                "ranker_batch_all_users_le_0.5s": stage["recommend_batch_all_users"]["ranker"]["p50_s"] <= 0.5,
+                "ranker_batch_all_users_cpu_le_0.5s": stage["recommend_batch_all_users_cpu"]["ranker"]["p50_s"] <= 0.5,
+            }
+        )
+        if "recommend_batch_all_users_one_thread" in stage:
+            one_thread = stage["recommend_batch_all_users_one_thread"]["ranker"]["p50_s"]
+            results["goals"]["ranker_batch_all_users_one_thread_le_0.5s"] = one_thread <= 0.5
+        if "blend" in served:
+            results["goals"].update(
+                {
+                    "ranker_one_user_p50_le_2x_blend": stage["ratios_wall"]["ranker_over_blend"] <= 2.0,
+                    "ranker_one_user_cpu_p50_le_2x_blend": stage["ratios_cpu"]["ranker_over_blend"] <= 2.0,
+                }
+            )
     if out is not None:
         write_results(out, results, quiet=quiet)
     return results

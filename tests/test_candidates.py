@@ -102,3 +102,58 @@ def test_candidate_recall_by_hand() -> None:
     np.testing.assert_allclose(recall[2], [0.5, 1.0])
     np.testing.assert_allclose(recall[3], [0.5, 1.0])
     np.testing.assert_allclose(candidate_recall(ids, [set(), {"p"}])[3], [0.0, 1.0])
+
+
+class FixedScores:
+    """A source answering fixed scores (ties included) for users u0, u1, ..."""
+
+    def __init__(self, scores: np.ndarray, items: list[str]) -> None:
+        self._scores = scores.astype(np.float32)
+        self._items = tuple(items)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._items
+
+    def scores(self, users: list[str]) -> np.ndarray:
+        return self._scores[[int(user[1:]) for user in users]]
+
+
+def reference_merge(
+    dense: dict[str, np.ndarray], depth: dict[str, int], allowed: np.ndarray
+) -> tuple[list[list[int]], dict[str, list[set[int]]]]:
+    """Per user: each source's best allowed columns not taken yet (score descending, then column), in order."""
+    merged: list[list[int]] = []
+    own: dict[str, list[set[int]]] = {name: [] for name in dense}
+    for row in range(allowed.shape[0]):
+        taken: list[int] = []
+        for name, scores in dense.items():
+            ranking = sorted(np.flatnonzero(allowed[row]).tolist(), key=lambda c: (-scores[row, c], c))
+            own[name].append(set(ranking[: depth.get(name, 0)]))
+            taken += [c for c in ranking if c not in taken][: depth.get(name, 0)]
+        merged.append(taken)
+    return merged, own
+
+
+@pytest.mark.parametrize("n_users", [3, 150])  # 150: the ranking runs in blocks of users
+def test_merge_equals_a_brute_force_reference_with_ties_and_exclusions(n_users: int) -> None:
+    rng = np.random.default_rng(n_users)
+    items = [f"i{j}" for j in range(40)]
+    users = [f"u{i}" for i in range(n_users)]
+    values = np.array([-1.0, -0.0, 0.0, 0.5, 2.0], dtype=np.float32)  # many ties, and -0.0 == 0.0
+    sources = {name: FixedScores(rng.choice(values, size=(n_users, 40)), items) for name in ("x", "y", "z")}
+    depth = {"x": 6, "y": 5}
+    exclude = [set(rng.choice(items, size=int(rng.integers(0, 38)), replace=False).tolist()) for _ in users]
+    exclude[0] = set(items)  # nothing left for this user
+    merged = merge_candidates(sources, depth, users, exclude=exclude)
+    allowed = np.array([[item not in skip for item in items] for skip in exclude])
+    dense = {name: source.scores(users) for name, source in sources.items()}
+    expected, own = reference_merge(dense, depth, allowed)
+    for row in range(n_users):
+        real = merged.columns[row, : merged.counts[row]].tolist()
+        assert real == expected[row]
+        assert (merged.columns[row, merged.counts[row] :] == -1).all()
+        for name in sources:
+            got = {c for c, hit in zip(real, merged.retrieved_by[name][row].tolist(), strict=False) if hit}
+            assert got == own[name][row] & set(real)
+    assert merged.columns.shape[1] == max(len(e) for e in expected)

@@ -12,8 +12,10 @@ merged with the index's candidates it widens the pool, and as a feature it
 gives the ranker a second, differently-biased relevance signal.
 
 Cost: one ``items x items`` inverse (float64) at fit time and ``items^2``
-floats of memory; scoring a batch of users is one ``(users, items) @ (items,
-items)`` product.
+floats of memory; scoring a user sums the weight rows of the items in their
+history (``history x items`` floats read, and nothing for the others: cheaper
+than a dense ``(users, items) @ (items, items)`` product when histories are
+short next to the catalogue).
 """
 
 from __future__ import annotations

@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.candidates.sources import CandidateSource
 from two_stage_rec.errors import InvalidInputError
-from two_stage_rec.scoring import top_k_rows
 
 __all__ = ["MergedCandidates", "candidate_recall", "merge_candidates"]
+
+_ROWS_PER_BLOCK = 64
+
+
+@dataclass(frozen=True, eq=False)
+class _ItemIndex:
+    """An item list's id -> column map and its ids as an object array (with a trailing ``""`` for -1)."""
+
+    items: tuple[str, ...]
+    column_of: dict[str, int]
+    id_table: npt.NDArray[np.object_]
+
+
+_INDEXES: dict[int, _ItemIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _item_index(items: tuple[str, ...]) -> _ItemIndex:
+    """The index of an item list, built once per list object.
+
+    Sources hand out the same tuple on every call, so a lookup by identity
+    saves rebuilding a dictionary of the whole catalogue per request (a third
+    of a one-user merge before). The entry keeps its tuple alive, so an id is
+    never reused while cached; a handful of lists are kept at most.
+    """
+    found = _INDEXES.get(id(items))
+    if found is not None and found.items is items:
+        return found
+    index = _ItemIndex(items, {item: c for c, item in enumerate(items)}, np.array([*items, ""], dtype=object))
+    with _INDEXES_LOCK:
+        if len(_INDEXES) >= 8:
+            _INDEXES.clear()
+        _INDEXES[id(items)] = index
+    return index
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +81,7 @@ class MergedCandidates:
     @property
     def ids(self) -> npt.NDArray[np.object_]:
         """object (n, width) candidate ids; ``""`` pads."""
-        table = np.array([*self.item_ids, ""], dtype=object)
-        ids: npt.NDArray[np.object_] = table[self.columns]  # -1 picks the trailing pad
+        ids: npt.NDArray[np.object_] = _item_index(self.item_ids).id_table[self.columns]  # -1: the trailing pad
         return ids
 
     @property
@@ -94,9 +128,10 @@ def merge_candidates(
     if not sources:
         raise InvalidInputError("merge_candidates needs at least one source")
     names = list(sources)
-    items = sources[names[0]].item_ids
+    items = tuple(sources[names[0]].item_ids)
     for name in names[1:]:
-        if tuple(sources[name].item_ids) != tuple(items):
+        other = sources[name].item_ids
+        if other is not items and tuple(other) != items:
             raise InvalidInputError(f"source {name!r} scores another item list than {names[0]!r}")
     unknown = sorted(set(depth) - set(sources))
     if unknown:
@@ -107,59 +142,139 @@ def merge_candidates(
     if exclude is not None and len(exclude) != len(user_list):
         raise InvalidInputError(f"exclude has {len(exclude)} rows for {len(user_list)} users")
     n, m = len(user_list), len(items)
-    column_of = {item: c for c, item in enumerate(items)}
     allowed = np.ones((n, m), dtype=bool)
-    for row, skip in enumerate(exclude or ()):
-        allowed[row, [column_of[i] for i in skip if i in column_of]] = False
+    if exclude is not None:
+        column_of = _item_index(items).column_of
+        # map(dict.get, ...) looks every id up in C; ids outside the list give -1, dropped below.
+        excluded = [
+            np.fromiter(map(column_of.get, skip, repeat(-1)), dtype=np.int64, count=len(skip)) for skip in exclude
+        ]
+        rows = np.repeat(np.arange(n), [columns.size for columns in excluded])
+        flat = np.concatenate(excluded) if excluded else np.zeros(0, dtype=np.int64)
+        known = flat >= 0
+        allowed[rows[known], flat[known]] = False
 
     dense = {name: np.asarray(sources[name].scores(list(user_list)), dtype=np.float32) for name in names}
-    picked = np.zeros((n, m), dtype=bool)
+    retrieving = [name for name in names if depth.get(name, 0) > 0]
+    # Source s adds its best items not taken by the sources before it; they lie within its
+    # first depth[s] + (depths before) items. One ranking of every retrieving source at once
+    # (rows stacked source by source) gives all of them, and each source's own top.
+    reach, before = 0, 0
+    for name in retrieving:
+        reach = max(reach, depth[name] + before)
+        before += depth[name]
+    ranked_all = _rank_stacked([dense[name] for name in retrieving], allowed, reach)
     order: list[npt.NDArray[np.int64]] = []
-    for name in names:
-        if depth.get(name, 0) == 0:
-            continue
-        columns, _, _ = top_k_rows(dense[name], depth[name], allowed & ~picked)
-        order.append(columns)
-        rows = np.repeat(np.arange(n), columns.shape[1])
-        flat = columns.reshape(-1)
-        picked[rows[flat >= 0], flat[flat >= 0]] = True
+    own_top: dict[str, npt.NDArray[np.int64]] = {}
+    for s, name in enumerate(retrieving):
+        ranked = ranked_all[s * n : (s + 1) * n]
+        own_top[name] = ranked[:, : depth[name]]
+        order.append(own_top[name] if not order else _first_untaken(ranked, np.concatenate(order, axis=1), depth[name]))
     if order:
         stacked = np.concatenate(order, axis=1)
         # Move each row's real columns to the front, keeping their order.
-        key = np.where(stacked >= 0, 0, 1)
-        stacked = np.take_along_axis(stacked, np.argsort(key, axis=1, kind="stable"), axis=1)
-        counts = (stacked >= 0).sum(axis=1).astype(np.int64)
+        real = stacked >= 0
+        counts = real.sum(axis=1).astype(np.int64)
         width = int(counts.max()) if n else 0
-        merged = stacked[:, :width]
+        if not real[:, :width].all():
+            stacked = np.take_along_axis(stacked, np.argsort(~real, axis=1, kind="stable"), axis=1)
+        merged = np.ascontiguousarray(stacked[:, :width])
     else:
         merged = np.full((n, 0), -1, dtype=np.int64)
         counts = np.zeros(n, dtype=np.int64)
     present = merged >= 0
     safe = np.where(present, merged, 0)
-    scores = {
-        name: np.where(present, np.take_along_axis(dense[name], safe, axis=1), np.nan).astype(np.float32)
+    rows = np.arange(n)[:, None]
+    scores = {name: np.where(present, dense[name][rows, safe], np.float32(np.nan)) for name in names}
+    retrieved_by = {
+        name: _member(merged, own_top[name]) if name in own_top else np.zeros(merged.shape, dtype=bool)
         for name in names
     }
-    retrieved_by: dict[str, npt.NDArray[np.bool_]] = {}
-    for name in names:
-        own = depth.get(name, 0)
-        if own == 0:
-            retrieved_by[name] = np.zeros(merged.shape, dtype=bool)
-            continue
-        columns, _, _ = top_k_rows(dense[name], own, allowed)
-        mine = np.zeros((n, m), dtype=bool)
-        rows = np.repeat(np.arange(n), columns.shape[1])
-        flat = columns.reshape(-1)
-        mine[rows[flat >= 0], flat[flat >= 0]] = True
-        retrieved_by[name] = present & np.take_along_axis(mine, safe, axis=1)
     return MergedCandidates(
         users=user_list,
-        item_ids=tuple(items),
+        item_ids=items,
         columns=merged,
         counts=counts,
         scores=scores,
         retrieved_by=retrieved_by,
     )
+
+
+def _rank_stacked(
+    scores: list[npt.NDArray[np.float32]], allowed: npt.NDArray[np.bool_], k: int
+) -> npt.NDArray[np.int64]:
+    """Each source's best ``k`` allowed columns per user, best first, -1 pads.
+
+    The order of :func:`~two_stage_rec.scoring.top_k_rows` (score descending,
+    then column ascending), computed on one int64 key per entry that sorts
+    the same way: the score's bits made order-preserving in the high half,
+    the column in the low half. Keys are unique, so a partition and a sort
+    of the ``k`` smallest give the exact order without tie handling, in a
+    handful of calls for the (sources * n, m) block.
+
+    Args:
+        scores: per source float32 (n, m), finite, higher is better.
+        allowed: bool (n, m).
+        k: columns wanted.
+
+    Returns:
+        int64 (len(scores) * n, w) rows stacked source by source, w = min(k, the most allowed in a row).
+    """
+    if allowed.shape[0] > _ROWS_PER_BLOCK:  # blocks of users keep the (rows, m) int64 keys in cache
+        step = _ROWS_PER_BLOCK
+        parts = [
+            _rank_stacked([s[start : start + step] for s in scores], allowed[start : start + step], k)
+            for start in range(0, allowed.shape[0], step)
+        ]
+        width = max(part.shape[1] for part in parts)
+        padded = [np.pad(part, ((0, 0), (0, width - part.shape[1])), constant_values=-1) for part in parts]
+        # Back to source-major order: each part stacks its own users source by source.
+        return np.concatenate(
+            [
+                np.concatenate([part.reshape(len(scores), -1, width)[source] for part in padded])
+                for source in range(len(scores))
+            ]
+        )
+    m = allowed.shape[1]
+    block = np.concatenate(scores) if len(scores) > 1 else scores[0]
+    usable = np.concatenate([allowed] * len(scores)) if len(scores) > 1 else allowed
+    counts = np.minimum(usable.sum(axis=1), k)
+    width = int(counts.max()) if counts.size else 0
+    if width == 0:
+        return np.full((block.shape[0], 0), -1, dtype=np.int64)
+    # -0.0 and 0.0 must tie: adding 0.0 turns -0.0 into 0.0.
+    negated = (np.float32(0.0) - block).view(np.int32).astype(np.int64)
+    # IEEE bits as signed integers order positive floats; flipping the magnitude bits of
+    # negative ones orders those too. Disallowed entries sort after every score.
+    ordered = np.where(negated < 0, negated ^ 0x7FFFFFFF, negated)
+    keys = np.where(usable, (ordered << 32) | np.arange(m, dtype=np.int64), np.iinfo(np.int64).max)
+    if width < m:
+        keys = np.partition(keys, width - 1, axis=1)[:, :width]
+    keys = np.sort(keys, axis=1)[:, :width]
+    columns: npt.NDArray[np.int64] = np.where(np.arange(width) < counts[:, None], keys & 0xFFFFFFFF, -1)
+    return columns
+
+
+def _member(columns: npt.NDArray[np.int64], among: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """bool (n, width): ``columns[i, j] >= 0`` is one of row i's ``among`` columns."""
+    if among.shape[1] == 0:
+        return np.zeros(columns.shape, dtype=bool)
+    found: npt.NDArray[np.bool_] = (columns[:, :, None] == among[:, None, :]).any(axis=2) & (columns >= 0)
+    return found
+
+
+def _first_untaken(ranked: npt.NDArray[np.int64], taken: npt.NDArray[np.int64], wanted: int) -> npt.NDArray[np.int64]:
+    """Each row's first ``wanted`` columns of ``ranked`` that are not among its ``taken`` (-1 pads), in order.
+
+    Equals ranking again with the taken columns disallowed: the ranking's order
+    (score, then column) does not depend on which other columns are allowed.
+    """
+    keep = (ranked >= 0) & ~_member(ranked, taken)
+    keep &= np.cumsum(keep, axis=1) <= wanted
+    front = np.argsort(~keep, axis=1, kind="stable")[:, :wanted]
+    rows = np.arange(ranked.shape[0])[:, None]
+    columns: npt.NDArray[np.int64] = np.where(keep[rows, front], ranked[rows, front], -1)
+    return columns
 
 
 def candidate_recall(

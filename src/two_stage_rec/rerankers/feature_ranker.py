@@ -38,19 +38,14 @@ import numpy.typing as npt
 from two_stage_rec._optional import require
 from two_stage_rec.candidates.pool import MergedCandidates
 from two_stage_rec.errors import InvalidInputError, ModelError
+from two_stage_rec.rerankers._trees import MISSING_NAN, MISSING_NONE, MISSING_ZERO, CompiledTrees, compile_trees
 
 __all__ = ["FeatureRanker", "RankerParams", "TreeEnsemble", "fit_feature_ranker"]
 
 FORMAT_VERSION = 1
 
 # LightGBM's missing-value handling of a numerical split (tree.h, NumericalDecision).
-_MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
-_MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
-_ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
-# Trees with at most this many splits are evaluated through a table of every decision pattern
-# (2**splits leaves per tree): one vectorised pass instead of one gather per tree level.
-_MAX_TABLE_SPLITS = 12
-_ROWS_PER_BLOCK = 4096
+_MISSING_CODES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
 
 RankingObjective: TypeAlias = Literal["rank_xendcg", "lambdarank", "binary"]
 """LightGBM objectives :class:`RankerParams` accepts: listwise cross-entropy NDCG
@@ -143,109 +138,41 @@ class TreeEnsemble:
     def predict(self, rows: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Sum of the trees' leaf values for each row (as LightGBM's raw score).
 
+        Every split of every tree is decided for all rows at once, then each
+        tree's decisions index a table of its leaf values (trees of more than
+        12 splits are walked level by level instead). Float32 rows are
+        compared as they are, with the same decisions as in float64.
+
         Args:
             rows: float (n, n_features); NaN is a missing value.
 
         Returns:
             float64 (n,); higher ranks first.
         """
-        x = np.asarray(rows, dtype=np.float64)
+        x = np.asarray(rows)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64, copy=False)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise InvalidInputError(f"need rows of {self.n_features} features, got shape {x.shape}")
-        if self.n_trees == 0 or x.shape[0] == 0:
-            return np.zeros(x.shape[0])
-        tables = self._tables
-        if tables is None:
-            return self._walk(x)
-        return np.concatenate(
-            [
-                self._lookup(x[start : start + _ROWS_PER_BLOCK], *tables)
-                for start in range(0, x.shape[0], _ROWS_PER_BLOCK)
-            ]
+        return self._compiled.predict(x)
+
+    def prepare(self) -> None:
+        """Build the evaluation tables now instead of at the first :meth:`predict` (serving start-up)."""
+        _ = self._compiled
+
+    @cached_property
+    def _compiled(self) -> CompiledTrees:
+        return compile_trees(
+            feature=self.feature,
+            threshold=self.threshold,
+            left=self.left,
+            right=self.right,
+            default_left=self.default_left,
+            missing=self.missing,
+            leaf_value=self.leaf_value,
+            roots=self.roots,
+            n_features=self.n_features,
         )
-
-    def _goes_left(self, values: npt.NDArray[np.float64], nodes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """LightGBM's decision at ``nodes`` for feature ``values`` of the same shape (tree.h, NumericalDecision).
-
-        A NaN goes where 0 would ("None"), or the default way ("NaN", "Zero"); a
-        value within LightGBM's zero threshold of 0 goes the default way at "Zero" splits.
-        """
-        goes_left: npt.NDArray[np.bool_] = values <= self.threshold[nodes]  # False for NaN
-        is_nan = np.isnan(values)
-        if is_nan.any():
-            goes_left = np.where(is_nan, self._nan_goes_left[nodes], goes_left)
-        zero_splits = self.missing[nodes] == _MISSING_ZERO
-        if zero_splits.any():
-            at_zero = zero_splits & (np.abs(values) <= _ZERO_THRESHOLD)
-            goes_left = np.where(at_zero, self.default_left[nodes], goes_left)
-        return goes_left
-
-    @cached_property
-    def _nan_goes_left(self) -> npt.NDArray[np.bool_]:
-        """bool (nodes,): where a missing value goes at each split."""
-        as_zero = self.threshold >= 0.0
-        nan_left: npt.NDArray[np.bool_] = np.where(self.missing == _MISSING_NONE, as_zero, self.default_left)
-        return nan_left
-
-    def _walk(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Every row down every tree, one level per step (any tree size)."""
-        node = np.broadcast_to(self.roots, (x.shape[0], self.n_trees)).astype(np.int64)
-        row_index = np.broadcast_to(np.arange(x.shape[0])[:, None], node.shape)
-        while True:
-            active = node >= 0
-            if not active.any():
-                break
-            at = node[active]
-            go_left = self._goes_left(x[row_index[active], self.feature[at]], at)
-            node[active] = np.where(go_left, self.left[at], self.right[at])
-        summed: npt.NDArray[np.float64] = self.leaf_value[~node].sum(axis=1)
-        return summed
-
-    @cached_property
-    def _tables(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
-        """``(splits, table)``: int64 (trees, s) each tree's split nodes (-1 pads) and float64
-        (trees, 2**s) its leaf value for every pattern of decisions (bit j = goes left at split j);
-        None when a tree has more than ``_MAX_TABLE_SPLITS`` splits."""
-        per_tree: list[list[int]] = []
-        for root in self.roots.tolist():
-            found: list[int] = []
-            stack = [root]
-            while stack:
-                node = stack.pop()
-                if node >= 0:
-                    found.append(node)
-                    stack += [int(self.left[node]), int(self.right[node])]
-            per_tree.append(found)
-        width = max((len(t) for t in per_tree), default=0)
-        if width > _MAX_TABLE_SPLITS:
-            return None
-        splits: npt.NDArray[np.int64] = np.full((self.n_trees, width), -1, dtype=np.int64)
-        position = np.zeros(self.feature.size, dtype=np.int64)  # a split's bit within its tree
-        for tree, nodes in enumerate(per_tree):
-            splits[tree, : len(nodes)] = nodes
-            position[nodes] = np.arange(len(nodes))
-        patterns = np.arange(1 << width, dtype=np.int64)
-        node = np.broadcast_to(self.roots[:, None], (self.n_trees, patterns.size)).astype(np.int64)
-        while (node >= 0).any():
-            inner = node >= 0
-            at = node[inner]
-            goes_left = (np.broadcast_to(patterns, node.shape)[inner] >> position[at]) & 1 == 1
-            node[inner] = np.where(goes_left, self.left[at], self.right[at])
-        table: npt.NDArray[np.float64] = self.leaf_value[~node]
-        return splits, table
-
-    def _lookup(
-        self, x: npt.NDArray[np.float64], splits: npt.NDArray[np.int64], table: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        """Every split's decision at once, then each tree's leaf from its table."""
-        valid = splits >= 0
-        nodes = np.where(valid, splits, 0)
-        goes_left = self._goes_left(x[:, self.feature[nodes]], nodes) & valid  # (rows, trees, s)
-        pattern = np.zeros(goes_left.shape[:2], dtype=np.int64)
-        for bit in range(splits.shape[1]):
-            pattern |= goes_left[..., bit].astype(np.int64) << bit
-        summed: npt.NDArray[np.float64] = table[np.arange(self.n_trees), pattern].sum(axis=1)
-        return summed
 
 
 @dataclass(frozen=True)
@@ -330,13 +257,15 @@ class FeatureRanker:
         Returns:
             float32 of the leading shape.
         """
-        x = np.asarray(features, dtype=np.float64)
-        if x.shape[-1] != len(self.feature_names):
-            raise InvalidInputError(f"need {len(self.feature_names)} features, got {x.shape[-1]}")
+        x = np.asarray(features)
+        if x.dtype != np.float32:  # float32 (what the features are built in) is evaluated as it is
+            x = x.astype(np.float64, copy=False)
+        if x.ndim < 1 or x.shape[-1] != len(self.feature_names):
+            raise InvalidInputError(f"need {len(self.feature_names)} features, got shape {x.shape}")
         flat = x.reshape(-1, x.shape[-1])
-        padding = np.isnan(flat).all(axis=1)
-        scores = np.full(flat.shape[0], -np.inf)
-        scores[~padding] = self.trees.predict(flat[~padding])
+        # Padding rows are scored with the rest (cheaper than selecting the others), then overwritten.
+        scores = self.trees.predict(flat)
+        scores[np.isnan(flat).all(axis=1)] = -np.inf
         return scores.reshape(x.shape[:-1]).astype(np.float32)
 
     def rank(

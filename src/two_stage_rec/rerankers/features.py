@@ -76,11 +76,15 @@ def source_feature_names(sources: Sequence[str]) -> tuple[str, ...]:
 
 
 def _rank_within_rows(scores: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-    """Rank (0 = highest) of each present entry within its row; NaN for padding."""
+    """Rank (0 = highest) of each present entry within its row (the last axis); NaN for padding.
+
+    Args:
+        scores: float64 (..., n, width), e.g. several sources' scores stacked.
+        present: bool (n, width).
+    """
     filled = np.where(present, scores, -np.inf)
-    order = np.argsort(-filled, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[None, :].repeat(scores.shape[0], 0), axis=1)
+    order = np.argsort(-filled, axis=-1, kind="stable")
+    ranks = np.argsort(order, axis=-1, kind="stable")  # the inverse permutation: each entry's place
     return np.where(present, ranks.astype(np.float64), np.nan)
 
 
@@ -184,6 +188,7 @@ class CandidateFeatures:
         for c, tags in enumerate(item_genres):
             self._genres[c, [genre_column[g] for g in tags]] = 1.0
         self._years = years
+        self._genre_norm_squared = self._genres.sum(axis=1)  # flags are 0/1
         self._unit_vectors = normalize_rows(tower.item_vectors).astype(np.float64)
 
         self._history = {
@@ -223,37 +228,29 @@ class CandidateFeatures:
         Raises:
             InvalidInputError: the candidates index another item list.
         """
-        if tuple(candidates.item_ids) != tuple(self.item_ids):
+        if candidates.item_ids is not self.item_ids and tuple(candidates.item_ids) != tuple(self.item_ids):
             raise InvalidInputError("the candidates were merged over another item list than the towers'")
         present = candidates.present
         n, width = present.shape
+        sources = list(candidates.scores)
         safe = np.where(present, candidates.columns, 0)
-        blocks: list[npt.NDArray[np.float64]] = []
-        for name, raw in candidates.scores.items():
-            score = raw.astype(np.float64)
-            best = np.nanmax(np.where(present, score, np.nan), axis=1, initial=-np.inf, where=present)
-            blocks += [
-                score,
-                np.where(present, score - best[:, None], np.nan),
-                _rank_within_rows(score, present),
-                np.where(present, candidates.retrieved_by[name].astype(np.float64), np.nan),
-            ]
-
-        users = list(candidates.users)
-        user_vectors = self._tower.user_vectors(users)
+        ranked: list[npt.NDArray[np.floating]] = [candidates.scores[name] for name in sources]
+        scoring = np.full((n, width), np.nan)
         if self._scoring is not None and present.any():
             rows, cols = np.nonzero(present)
-            pair_users = user_vectors[rows]
+            pair_users = self._tower.user_vectors(list(candidates.users))[rows]
             pair_items = self._tower.item_vectors[candidates.columns[rows, cols]]
-            scoring = np.full((n, width), np.nan)
             scoring[rows, cols] = np.asarray(self._scoring.score(pair_users, pair_items), dtype=np.float64).reshape(-1)
-            scoring_rank = _rank_within_rows(scoring, present)
-        else:
-            scoring = np.full((n, width), np.nan)
-            scoring_rank = np.full((n, width), np.nan)
-
-        def per_item(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-            return np.where(present, values[safe], np.nan)
+            ranked.append(scoring)
+        # One stack and one sort for every source's ranks (and the scoring model's).
+        stacked = np.stack(ranked).astype(np.float64) if ranked else np.zeros((0, n, width))
+        ranks = _rank_within_rows(stacked, present)
+        score = stacked[: len(sources)]
+        gap = score - np.fmax.reduce(np.where(present, score, -np.inf), axis=2, initial=-np.inf)[:, :, None]
+        blocks: list[npt.NDArray[np.floating] | npt.NDArray[np.bool_]] = []
+        for s, name in enumerate(sources):
+            blocks += [score[s], gap[s], ranks[s], candidates.retrieved_by[name]]
+        blocks += [scoring, ranks[-1] if len(ranked) > len(sources) else scoring]  # NaN without a scoring model
 
         activity = np.zeros(n)
         genre_profile = np.zeros((n, self._genres.shape[1]))
@@ -261,40 +258,60 @@ class CandidateFeatures:
         recent_max = np.full((n, width), np.nan)
         recent_mean = np.full((n, width), np.nan)
         history_sim = np.full((n, width), np.nan)
-        for row, user in enumerate(users):
-            seen = self._history.get(user)
-            if seen is None or not seen.size:
-                continue
-            activity[row] = np.log1p(seen.size)
-            genre_profile[row] = self._genres[seen].sum(axis=0)
-            years = self._years[seen]
-            if np.isfinite(years).any():
-                mean_year[row] = np.nanmean(years)
-            candidate_vectors = self._unit_vectors[safe[row]]
-            similarity = candidate_vectors @ self._unit_vectors[seen[-self._recent :]].T  # (width, recent)
-            recent_max[row] = similarity.max(axis=1)
-            recent_mean[row] = similarity.mean(axis=1)
-            direction = self._unit_vectors[seen].sum(axis=0)
-            norm = np.linalg.norm(direction)
-            if norm > 0:
-                history_sim[row] = candidate_vectors @ (direction / norm)
+        histories = [self._history.get(user) for user in candidates.users]
+        lengths = np.array([0 if seen is None else seen.size for seen in histories], dtype=np.int64)
+        users = np.flatnonzero(lengths)
+        if users.size:
+            # Every user's history at once: their items concatenated, summed per user with reduceat
+            # in item order, as a per-user sum over the first axis adds them (year sums are exact
+            # for whole years; fractional ones could differ from a pairwise sum in the last bit).
+            counts = lengths[users]
+            ends = np.cumsum(counts)
+            starts = ends - counts
+            flat = np.concatenate([histories[row] for row in users.tolist()])
+            activity[users] = np.log1p(counts)
+            genre_profile[users] = np.add.reduceat(self._genres[flat], starts, axis=0)
+            years = self._years[flat]
+            unknown = np.isnan(years)
+            known = counts - np.add.reduceat(unknown.astype(np.int64), starts)
+            year_sums = np.add.reduceat(np.where(unknown, 0.0, years), starts)
+            mean_year[users] = np.where(known > 0, year_sums / np.maximum(known, 1), np.nan)
+            seen_vectors = self._unit_vectors[flat]  # (sum of counts, d)
+            candidate_vectors = self._unit_vectors[safe[users]]  # (users, width, d)
+            # Each user's latest ``recent`` items in time order, padded after them (so that the
+            # sums below add the same numbers in the same order as over the unpadded rows).
+            taken = np.minimum(counts, self._recent)
+            slot = np.arange(self._recent)
+            valid = slot[None, :] < taken[:, None]
+            latest = np.where(valid, (ends - taken)[:, None] + slot[None, :], starts[:, None])
+            similarity = np.matmul(candidate_vectors, seen_vectors[latest].transpose(0, 2, 1))  # (users, width, r)
+            recent_max[users] = np.where(valid[:, None, :], similarity, -np.inf).max(axis=2)
+            recent_mean[users] = np.where(valid[:, None, :], similarity, 0.0).sum(axis=2) / taken[:, None]
+            direction = np.add.reduceat(seen_vectors, starts, axis=0)  # (users, d)
+            for row, user_direction, vectors in zip(users.tolist(), direction, candidate_vectors, strict=True):
+                norm = np.sqrt(user_direction.dot(user_direction))  # np.linalg.norm's formula for a vector
+                if norm > 0:
+                    history_sim[row] = vectors @ (user_direction / norm)
         item_genres = self._genres[safe]  # (n, width, G)
-        profile_norm = np.linalg.norm(genre_profile, axis=1)
-        item_norm = np.linalg.norm(item_genres, axis=2)
-        dot = np.einsum("nwg,ng->nw", item_genres, genre_profile)
+        # Genre flags and counts are small integers: these sums are exact in any order.
+        profile_norm = np.sqrt((genre_profile * genre_profile).sum(axis=1))
+        item_norm = np.sqrt(self._genre_norm_squared[safe])
+        dot = np.matmul(item_genres, genre_profile[:, :, None])[..., 0]
         denominator = item_norm * profile_norm[:, None]
         genre_affinity = np.divide(dot, denominator, out=np.zeros_like(dot), where=denominator > 0)
+        item_years = self._years[safe]
         blocks += [
-            scoring,
-            scoring_rank,
-            per_item(self._log_share),
-            per_item(self._mean_rating),
-            per_item(self._years),
-            np.where(present, activity[:, None], np.nan),
-            np.where(present, genre_affinity, np.nan),
-            per_item(self._years) - mean_year[:, None],
-            np.where(present, recent_max, np.nan),
-            np.where(present, recent_mean, np.nan),
-            np.where(present, history_sim, np.nan),
+            self._log_share[safe],
+            self._mean_rating[safe],
+            item_years,
+            np.broadcast_to(activity[:, None], (n, width)),
+            genre_affinity,
+            item_years - mean_year[:, None],
+            recent_max,
+            recent_mean,
+            history_sim,
         ]
-        return np.stack(blocks, axis=2).astype(np.float32)
+        # One stack casts every block to float32 (each value rounded once); padding is set to NaN after.
+        out: npt.NDArray[np.float32] = np.stack(blocks, axis=2, dtype=np.float32)
+        out[~present] = np.nan
+        return out

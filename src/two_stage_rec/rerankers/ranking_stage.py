@@ -212,6 +212,7 @@ class StageCandidateRanker:
             raise InvalidInputError("this ranking stage has no ranker; fit one with fit_on_holdout")
         self._stage = stage
         self._ranker = stage.ranker
+        self._ranker.trees.prepare()  # the evaluation tables are built now, not by the first request
         self._items = stage.features.item_ids
         self._servable = [item for item in self._items if item in metadata]
         self._metadata = [metadata[item] for item in self._servable]
@@ -245,17 +246,17 @@ class StageCandidateRanker:
         for start in range(0, n, self._batch_size):
             stop = min(start + self._batch_size, n)
             merged, features = self._stage.candidates(
-                list(user_ids[start:stop]), [barred.union(items) for items in exclude[start:stop]]
+                list(user_ids[start:stop]), [barred.union(items) if barred else items for items in exclude[start:stop]]
             )
             ranked = np.where(merged.present, self._ranker.score(features), -np.inf).astype(np.float32)
             order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
             width = order.shape[1]
-            top = np.take_along_axis(ranked, order, axis=1)
+            rows = np.arange(stop - start)[:, None]
+            top = ranked[rows, order]
             found = np.isfinite(top)
-            ids[start:stop, :width] = np.where(found, np.take_along_axis(merged.ids, order, axis=1), "")
+            ids[start:stop, :width] = np.where(found, merged.ids[rows, order], "")
             scores[start:stop, :width] = top
-            tower = merged.scores["tower"]
-            retrieval[start:stop, :width] = np.where(found, np.take_along_axis(tower, order, axis=1), np.nan)
+            retrieval[start:stop, :width] = np.where(found, merged.scores["tower"][rows, order], np.nan)
         return ids, scores, retrieval
 
 
