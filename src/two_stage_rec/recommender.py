@@ -730,22 +730,37 @@ class Recommender:
     ) -> list[list[Recommendation]]:
         # ``candidates`` ranked items per user, so that k survive items deleted from the store since.
         ids, scores, retrieval = ranker.rank(users, candidates, exclude=excluded, filter=filter)
-        distinct = sorted({str(item) for item in ids.ravel().tolist() if item})
+        id_rows: list[list[str]] = ids.tolist()
+        passes = compile_filter(filter)
         stored: dict[str, Metadata] = {}
-        if distinct:
-            fetched = self.store.fetch(distinct)
-            passes = compile_filter(filter)
-            stored = {
-                item: metadata for item, metadata in zip(fetched.ids, fetched.metadata, strict=True) if passes(metadata)
-            }
+        looked_up: set[str] = set()
+
+        def look_up(items: set[str]) -> None:
+            wanted = sorted(items - looked_up)
+            if wanted:
+                fetched = self.store.fetch(wanted)
+                stored.update((i, m) for i, m in zip(fetched.ids, fetched.metadata, strict=True) if passes(m))
+                looked_up.update(wanted)
+
+        # Usually every ranked item is still stored: look up each row's first k, and
+        # the rest only for rows that lost some (one fetch per round, not per row).
+        look_up({item for row in id_rows for item in row[:k] if item})
+        short = [r for r, row in enumerate(id_rows) if sum(1 for item in row[:k] if item in stored) < k]
+        if short:
+            look_up({item for r in short for item in id_rows[r][k:] if item})
         out: list[list[Recommendation]] = []
-        for row in range(len(users)):
-            kept = [
-                Recommendation(item, float(scores[row, c]), float(retrieval[row, c]), stored[item], "reranked")
-                for c, item in enumerate(ids[row].tolist())
-                if item in stored
-            ]
-            out.append(kept[:k])
+        for row, row_ids in enumerate(id_rows):
+            kept: list[Recommendation] = []
+            for column, item in enumerate(row_ids):
+                if item in stored:
+                    kept.append(
+                        Recommendation(
+                            item, float(scores[row, column]), float(retrieval[row, column]), stored[item], "reranked"
+                        )
+                    )
+                    if len(kept) == k:
+                        break
+            out.append(kept)
         return out
 
     def _retrieve_and_rank(
