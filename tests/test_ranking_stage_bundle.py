@@ -222,3 +222,42 @@ def test_the_demo_shows_the_ranking_stage_marked_as_recommended(fitted: tuple[Pa
         assert [r.item_id for r in result.staged] == [r.item_id for r in served.recommend(user, k=3, candidates=10)]
     assert not {r.item_id for r in result.staged} & bundle.seen_items[user]
     assert "Learned ranking stage — recommended" in render_html(result)
+
+
+def test_explanations_name_the_stage_sources_and_feature_contributions(served: AssembledRecommender) -> None:
+    plain = served.recommend("u6", k=5)
+    explained = served.recommend("u6", k=5, explain=True)
+    assert [r.item_id for r in explained] == [r.item_id for r in plain]
+    stage_sources = {"tower", "item_item", "popularity"}
+    ranker = served.recommender.candidate_ranker
+    assert ranker is not None
+    names = set(ranker._ranker.feature_names)  # type: ignore[attr-defined]
+    for rec in explained:
+        assert rec.explanation is not None
+        assert set(rec.explanation.candidate_source.split("+")) <= stage_sources
+        assert rec.explanation.contributions
+        assert {feature for feature, _ in rec.explanation.contributions} <= names
+        magnitudes = [abs(value) for _, value in rec.explanation.contributions]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+
+
+def test_a_contribution_is_the_score_change_when_the_feature_takes_the_candidates_mean(
+    served: AssembledRecommender,
+) -> None:
+    ranker = served.recommender.candidate_ranker
+    top = served.recommend("u6", k=1)[0]
+    seen = served.seen("u6")
+    (reason,) = ranker.explain(["u6"], [[top.item_id]], exclude=[seen], filter=None)[0]  # type: ignore[union-attr]
+    stage = ranker._stage  # type: ignore[union-attr]
+    merged, features = stage.candidates(["u6"], [seen | ranker._unservable])  # type: ignore[union-attr]
+    column = merged.ids[0].tolist().index(top.item_id)
+    x = features[0, column]
+    names = list(ranker._ranker.feature_names)  # type: ignore[union-attr]
+    for feature, value in reason.contributions:
+        f = names.index(feature)
+        candidates = features[0][merged.present[0]][:, f]
+        finite = candidates[np.isfinite(candidates)]
+        changed = x.copy()
+        changed[f] = np.float32(finite.mean())
+        expected = ranker._ranker.score(x[None])[0] - ranker._ranker.score(changed[None])[0]  # type: ignore[union-attr]
+        assert value == pytest.approx(float(expected), abs=1e-5)

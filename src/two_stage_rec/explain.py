@@ -16,10 +16,30 @@ import numpy as np
 
 from two_stage_rec.types import FloatMatrix
 
-__all__ = ["Explanation", "nearest_history"]
+__all__ = ["CandidateReason", "Explanation", "nearest_history"]
 
 BECAUSE = 2
 """History items named per recommendation ("because you liked A and B")."""
+
+CONTRIBUTIONS = 3
+"""Feature contributions named per recommendation, largest magnitude first."""
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateReason:
+    """What a candidate ranker can say about one of its items (see
+    :class:`~two_stage_rec.protocols.ExplainsCandidates`).
+
+    Attributes:
+        sources: the names of its candidate sources that retrieved the item,
+            in merge order (e.g. ``("tower", "item_item")``).
+        contributions: ``(feature, contribution)`` pairs, largest magnitude
+            first: how much the item's score moves when that feature alone is
+            replaced by a reference value (positive: the feature raised it).
+    """
+
+    sources: tuple[str, ...]
+    contributions: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +53,13 @@ class Explanation:
             the history is unknown (a new user without ``history``) or none of
             its items is in the store.
         candidate_source: where the item came from: ``"index"`` (the vector
-            store's nearest neighbours of the user vector), ``"ranker"`` (the
-            candidate ranker's own merged candidates), ``"fallback"`` (the
-            cold-start popularity list) or ``"pinned"`` (placed by a
-            :class:`~two_stage_rec.policies.rules.Pin`, not retrieved).
+            store's nearest neighbours of the user vector), ``"fallback"``
+            (the cold-start popularity list), ``"pinned"`` (placed by a
+            :class:`~two_stage_rec.policies.rules.Pin`, not retrieved), or,
+            for a candidate ranker's own candidates, the names of its sources
+            that retrieved the item joined by ``"+"`` (``"tower"``,
+            ``"item_item"``, ``"tower+item_item"``; ``"ranker"`` when the
+            ranker cannot say).
         retrieval_rank: the item's 1-based rank by retrieval score among the
             request's candidates (after exclusions and the filter), or None
             when it has no retrieval score (fallback, pinned, or a candidate

@@ -35,6 +35,7 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from two_stage_rec.explain import CandidateReason
 from two_stage_rec.types import (
     FetchResult,
     Filter,
@@ -54,6 +55,7 @@ __all__ = [
     "DeclaresValues",
     "Embedder",
     "EventuallyConsistent",
+    "ExplainsCandidates",
     "Fallback",
     "FoldIn",
     "Persistent",
@@ -291,6 +293,34 @@ class FoldIn(Protocol):
 
 
 # ------------------------------------------------------------ optional capabilities
+
+
+@runtime_checkable
+class ExplainsCandidates(Protocol):
+    """A :class:`CandidateRanker` that can say where its items came from and what ranked them.
+
+    ``Recommender.recommend(..., explain=True)`` asks it about the items it
+    ranked for a request; the learned ranking stage
+    (:class:`~two_stage_rec.rerankers.ranking_stage.StageCandidateRanker`) is one.
+    """
+
+    def explain(
+        self,
+        user_ids: Sequence[str],
+        item_ids: Sequence[Sequence[str]],
+        *,
+        exclude: Sequence[Collection[str]],
+        filter: Filter | None,
+    ) -> list[list[CandidateReason]]:
+        """Per user, one :class:`~two_stage_rec.explain.CandidateReason` per item asked about.
+
+        Args:
+            user_ids: n users, as given to ``rank``.
+            item_ids: per user, items ``rank`` returned for them.
+            exclude: per user, the exclusions given to ``rank``.
+            filter: the filter given to ``rank``.
+        """
+        ...
 
 
 @runtime_checkable

@@ -20,12 +20,13 @@ from two_stage_rec.errors import (
     UnknownKeyError,
     UnknownUserError,
 )
-from two_stage_rec.explain import Explanation, nearest_history
+from two_stage_rec.explain import CandidateReason, Explanation, nearest_history
 from two_stage_rec.filters import compile_filter
 from two_stage_rec.policies.base import Policy, RankedList, apply_policies, extra_items, needs_vectors
 from two_stage_rec.protocols import (
     CandidateRanker,
     Embedder,
+    ExplainsCandidates,
     Fallback,
     FoldIn,
     Reranker,
@@ -373,7 +374,7 @@ class Recommender:
         elif depth > k:
             results = [row[:k] for row in results]
         if explain:
-            results = self._explain(users, histories, results, ranks)
+            results = self._explain(users, histories, results, ranks, excluded, filter)
         return results
 
     def _query(self, vectors: FloatMatrix, top_k: int, filter: Filter | None, include_values: bool) -> QueryResult:
@@ -676,8 +677,14 @@ class Recommender:
         histories: list[tuple[list[str], FloatVector | None] | None],
         results: list[list[Recommendation]],
         ranks: list[dict[str, int]],
+        excluded: list[frozenset[str]],
+        filter: Filter | None,
     ) -> list[list[Recommendation]]:
-        """Attach an explanation to every recommendation (one store fetch, one product per user)."""
+        """Attach an explanation to every recommendation (one store fetch, one product per user).
+
+        Items the candidate ranker ranked also get its reasons (sources,
+        feature contributions) when it can give them (:class:`ExplainsCandidates`).
+        """
         user_history: list[list[str]] = []
         for user, history in zip(users, histories, strict=True):
             items = list(dict.fromkeys([*sorted(self.user_items.get(user, ())), *(history[0] if history else ())]))
@@ -693,6 +700,7 @@ class Recommender:
             "fallback": "fallback",
             "pinned": "pinned",
         }
+        reasons = self._candidate_reasons(users, results, excluded, filter)
         out: list[list[Recommendation]] = []
         for row, recommendations in enumerate(results):
             known = [item for item in user_history[row] if item in vector_of]
@@ -710,14 +718,44 @@ class Recommender:
                 source = source_of[rec.source]
                 if rec.source == "reranked" and rec.folded_in:
                     source = "index"  # folded-in users are retrieved from the index, never by the candidate ranker
+                reason = reasons.get((row, rec.item_id))
+                if reason is not None and reason.sources:
+                    source = "+".join(reason.sources)
                 explanation = Explanation(
                     because=because.get(rec.item_id, ()),
                     candidate_source=source,
                     retrieval_rank=ranks[row].get(rec.item_id),
+                    contributions=reason.contributions if reason is not None else (),
                 )
                 explained.append(replace(rec, explanation=explanation))
             out.append(explained)
         return out
+
+    def _candidate_reasons(
+        self,
+        users: list[str],
+        results: list[list[Recommendation]],
+        excluded: list[frozenset[str]],
+        filter: Filter | None,
+    ) -> dict[tuple[int, str], CandidateReason]:
+        """(row, item id) -> the candidate ranker's reason, for the items it ranked."""
+        ranker = self.candidate_ranker
+        if not isinstance(ranker, ExplainsCandidates):
+            return {}
+        rows = [
+            row
+            for row, recs in enumerate(results)
+            if any(rec.source == "reranked" and not rec.folded_in for rec in recs)
+        ]
+        if not rows:
+            return {}
+        items = [[rec.item_id for rec in results[row] if rec.source == "reranked"] for row in rows]
+        answers = ranker.explain([users[r] for r in rows], items, exclude=[excluded[r] for r in rows], filter=filter)
+        return {
+            (row, item): reason
+            for row, row_items, row_reasons in zip(rows, items, answers, strict=True)
+            for item, reason in zip(row_items, row_reasons, strict=True)
+        }
 
     def _rank_own_candidates(
         self,

@@ -37,6 +37,7 @@ from two_stage_rec.candidates.sources import CandidateSource, PopularitySource, 
 from two_stage_rec.datasets.catalogue import Catalogue
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError
+from two_stage_rec.explain import CONTRIBUTIONS, CandidateReason
 from two_stage_rec.filters import filter_mask
 from two_stage_rec.protocols import Embedder, Reranker
 from two_stage_rec.rerankers.feature_ranker import FeatureRanker, RankerParams, fit_feature_ranker
@@ -258,6 +259,67 @@ class StageCandidateRanker:
             scores[start:stop, :width] = top
             retrieval[start:stop, :width] = np.where(found, merged.scores["tower"][rows, order], np.nan)
         return ids, scores, retrieval
+
+    def explain(
+        self,
+        user_ids: Sequence[str],
+        item_ids: Sequence[Sequence[str]],
+        *,
+        exclude: Sequence[Collection[str]],
+        filter: Filter | None,
+    ) -> list[list[CandidateReason]]:
+        """See :class:`~two_stage_rec.protocols.ExplainsCandidates`.
+
+        The sources are those whose own top items held the candidate. A
+        feature's contribution is the item's score minus its score with that
+        feature set to the mean over the user's candidates (missing values
+        left out): why the ranker put the item above an average candidate of
+        the same request. It costs the candidates' features again plus F tree
+        evaluations per item (F features), about a millisecond per user.
+        """
+        if len(exclude) != len(user_ids) or len(item_ids) != len(user_ids):
+            raise InvalidInputError("explain needs one item list and one exclusion set per user")
+        barred = self._barred(filter)
+        merged, features = self._stage.candidates(
+            list(user_ids), [barred.union(items) if barred else items for items in exclude]
+        )
+        names = self._ranker.feature_names
+        width = len(names)
+        candidate_ids: list[list[str]] = merged.ids.tolist()
+        out: list[list[CandidateReason]] = []
+        for row, wanted in enumerate(item_ids):
+            column_of = {item: column for column, item in enumerate(candidate_ids[row]) if item}
+            present = features[row][merged.present[row]]
+            finite = np.isfinite(present)
+            counts = finite.sum(axis=0)
+            reference = np.where(
+                counts > 0, np.where(finite, present, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan
+            ).astype(np.float32)
+            columns = [column_of.get(item) for item in wanted]
+            found = [column for column in columns if column is not None]
+            contributions: dict[int, tuple[tuple[str, float], ...]] = {}
+            if found:
+                x = features[row, found]  # (m, F)
+                occluded = np.repeat(x[:, None, :], width, axis=1)  # (m, F, F): row f has feature f replaced
+                diagonal = np.arange(width)
+                occluded[:, diagonal, diagonal] = reference
+                delta = self._ranker.score(x)[:, None] - self._ranker.score(occluded)
+                for position, found_column in enumerate(found):
+                    order = np.argsort(-np.abs(delta[position]), kind="stable")[:CONTRIBUTIONS]
+                    contributions[found_column] = tuple(
+                        (names[f], round(float(delta[position, f]), 6))
+                        for f in order.tolist()
+                        if np.isfinite(delta[position, f]) and delta[position, f] != 0
+                    )
+            reasons = []
+            for maybe in columns:
+                if maybe is None:
+                    reasons.append(CandidateReason(sources=()))
+                    continue
+                sources = tuple(name for name, hit in merged.retrieved_by.items() if hit[row, maybe])
+                reasons.append(CandidateReason(sources=sources, contributions=contributions[maybe]))
+            out.append(reasons)
+        return out
 
 
 def _rows(merged: MergedCandidates, index: npt.NDArray[np.int64]) -> MergedCandidates:

@@ -195,9 +195,12 @@ class ItemExplanation(BaseModel):
         description="Up to two items of the user's history (the training one and the request's `history`) "
         "nearest to this item, most similar first; empty when the user's history is unknown."
     )
-    candidate_source: Literal["index", "ranker", "fallback", "pinned"] = Field(
-        description="Where the item came from: the vector index's nearest neighbours of the user, the learned "
-        "ranking stage's own candidates, the cold-start fallback, or a `pin` policy."
+    candidate_source: str = Field(
+        description="Where the item came from: `index` (the vector index's nearest neighbours of the user), "
+        "`fallback` (the cold-start popularity list), `pinned` (a `pin` policy), or, for the learned ranking "
+        "stage's own candidates, the names of its sources that retrieved the item joined by `+` (`tower`, "
+        "`item_item`, `tower+item_item`; `ranker` when it cannot say).",
+        examples=["index", "tower+item_item", "fallback"],
     )
     retrieval_rank: int | None = Field(
         description="The item's 1-based rank by retrieval similarity among the request's candidates; null "
