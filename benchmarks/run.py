@@ -8,7 +8,10 @@ Speed benchmarks (the default set):
 * ``index_throughput``: ``Recommender.index_items`` into FAISS and the local
   Pinecone-compatible server;
 * ``tf_adapter_calls``, ``pinecone_throughput``, ``serve_latency``: per-call
-  TensorFlow latency, Pinecone store throughput, HTTP service latency.
+  TensorFlow latency, Pinecone store throughput, HTTP service latency;
+* ``store_comparison``: memory, FAISS, pgvector and the Pinecone client side by
+  side on one catalogue (indexing, query p50/p99, recall@50, filters);
+* ``request_options``: the cost of ``explain``, fold-in and policies per request.
 
 Quality benchmarks (``--all`` or by name):
 
@@ -17,7 +20,11 @@ Quality benchmarks (``--all`` or by name):
   the ``scoring`` and ``blend`` rerankers;
 * ``implicit_quality``: the recommended pipeline on implicit feedback;
 * ``ranking_quality``: the learned ranking stage (several candidate sources,
-  a LightGBM ranker) against retrieval, the blend and EASE alone.
+  a LightGBM ranker) against retrieval, the blend and EASE alone;
+* ``diversity``: NDCG@10 against intra-list diversity, genres and coverage
+  over the MMR trade-off and genre caps;
+* ``fold_in``: new users given their first n interactions, each fold-in
+  against popularity and retrained towers.
 
 Each script writes ``benchmarks/results/<name>.json``. ``--quick`` runs smaller
 versions that write ``<name>_quick.json`` instead (scripts that cannot redirect
@@ -64,6 +71,10 @@ SCRIPTS: dict[str, Script] = {
     "evaluate_quality": Script(("--resamples", "1000"), speed=False),
     "implicit_quality": Script(("--no-tune", "--resamples", "1000"), speed=False),
     "ranking_quality": Script(("--seeds", "1", "--resamples", "1000"), speed=False),
+    "store_comparison": Script(("--quick",)),
+    "request_options": Script(("--rounds", "100")),
+    "diversity": Script(None, speed=False),
+    "fold_in": Script(None, speed=False),
 }
 """Name -> script. ``scale`` chooses its own quick output file; the others get ``--out``."""
 
