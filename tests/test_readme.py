@@ -5,7 +5,8 @@ breaks an example breaks this test. The first block needs only synthetic
 vectors (and FAISS). The second serves a trained bundle through ``assemble``:
 it runs, unchanged, in a folder whose ``models/`` is a bundle written by a
 deliberately tiny training on the real ML-100K ratings (the session fixture
-``tiny_movielens_models``: the example needs a valid bundle, not good models).
+``tiny_movielens_models``: the example needs a valid bundle, not good models);
+the third (fold-in, explanations, policies) runs in the same folder.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def run_example(source: str) -> None:
     exec(compile(source, f"{README.name} example", "exec"), {"__name__": "readme_example"})
 
 
-def test_readme_has_the_two_examples() -> None:
+def test_readme_has_the_three_examples() -> None:
     # If the README gains or loses an example, this file must say how to run it.
     examples = readme_examples()
-    assert len(examples) == 2
-    assert "Recommender(" in examples[0] and "assemble(" in examples[1]
+    assert len(examples) == 3
+    assert "Recommender(" in examples[0] and "assemble(" in examples[1] and "history=" in examples[2]
 
 
 def test_synthetic_vectors_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,3 +77,21 @@ def test_trained_models_example_runs(
         if len(ids_by_title[title]) == 1:
             assert ids_by_title[title][0] not in seen
         float(score)
+
+
+@pytest.mark.integration
+def test_fold_in_explain_and_policies_example_runs(
+    tiny_movielens_models: Path,
+    movielens_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("faiss", reason="the README example uses the default store, FAISS (extra: faiss)")
+    (tmp_path / "models").symlink_to(tiny_movielens_models, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TWO_STAGE_REC_DATA", str(movielens_dir))
+    run_example(readme_examples()[2])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert all(" - because you liked " in line and " and " in line.split(" - because you liked ")[1] for line in lines)
