@@ -21,10 +21,13 @@ by the policy:
 
 Per row, over all test users: NDCG@10 (relevant = every test rating, binary),
 intra-list diversity of the top 10 (mean pairwise cosine distance 1 - cos of
-the retrieval item vectors), mean distinct genres in the top 10, catalogue
+the retrieval item vectors), mean distinct genres in the top 10, novelty
+(mean -log2 of the share of training users who rated each item), catalogue
 coverage (distinct items in any top 10 / catalogue size), the paired
 difference in NDCG@10 against no policy (bootstrap, 2,000 resamples) and the
-median time of the policy per user. Writes ``benchmarks/results/diversity.json``
+median time of the policy per user. The measuring is the library's
+(:func:`two_stage_rec.evaluation.policy_curve.measure_policies`, what
+``two-stage-rec evaluate --diversity-curve`` runs). Writes ``benchmarks/results/diversity.json``
 and the plot ``docs/assets/diversity.png`` (``plots`` extra).
 
 Reproduce (about 2-3 minutes on 2 cores, most of it training; ``--replot`` only redraws the plot)::
@@ -41,18 +44,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS_DIR, machine, summarize, write_results
 
 from two_stage_rec import Recommender
 from two_stage_rec.datasets import movielens_100k
-from two_stage_rec.evaluation.bootstrap import paired_bootstrap
-from two_stage_rec.evaluation.metrics import catalog_coverage, hit_matrix, ndcg_at_k
+from two_stage_rec.evaluation.evaluate import evaluation_users, users_per_item
 from two_stage_rec.evaluation.movielens_protocols import split_for_protocol
-from two_stage_rec.policies import MMR, MaxPerValue, Policy, RankedList, apply_policies
+from two_stage_rec.evaluation.policy_curve import PolicyCurve, measure_policies, ranked_candidates
+from two_stage_rec.policies import MMR, MaxPerValue, Policy
 from two_stage_rec.stores.faiss import FaissVectorStore
 from two_stage_rec.training.blend import PIPELINE_CONFIG, train_pipeline
 
@@ -75,62 +76,22 @@ def configurations() -> dict[str, list[Policy]]:
     return rows
 
 
-def ranked_lists(recommender: Recommender, users: list[str], excluded: list[set[str]], item_vectors: Any) -> list[Any]:
-    """Each user's 50 reranked candidates as a RankedList with item vectors."""
-    lists = []
-    for start in range(0, len(users), 256):
-        batch = recommender.recommend_batch(
-            users[start : start + 256], k=CANDIDATES, candidates=CANDIDATES, exclude=excluded[start : start + 256]
-        )
-        for recommendations in batch:
-            ids = [r.item_id for r in recommendations]
-            lists.append(
-                RankedList.of(
-                    ids,
-                    [r.score for r in recommendations],
-                    [r.metadata for r in recommendations],
-                    vectors=item_vectors(ids),
-                )
-            )
-    return lists
-
-
-def intra_list_distance(vectors: np.ndarray) -> float:
-    """Mean pairwise cosine distance (1 - cos) of a list's item vectors."""
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    cos = unit @ unit.T
-    m = len(unit)
-    return float((1.0 - cos)[np.triu_indices(m, 1)].mean()) if m > 1 else 0.0
-
-
-def distinct_genres(metadata: tuple[Any, ...]) -> int:
-    return len({genre for md in metadata for genre in md.get("genres", [])})
-
-
-def measure(
-    lists: list[RankedList], policies: list[Policy], relevant: list[set[str]], catalog_size: int
-) -> tuple[dict[str, Any], np.ndarray]:
-    """One row: the metrics over all users, and NDCG@10 per user (for the paired comparison)."""
-    tops, times = [], []
-    clock = time.perf_counter
-    for ranked in lists:
-        start = clock()
-        tops.append(apply_policies(ranked, policies, K))
-        times.append(clock() - start)
-    ids = np.full((len(tops), K), "", dtype=object)
-    for row, top in enumerate(tops):
-        ids[row, : len(top)] = top.ids
-    per_user = ndcg_at_k(hit_matrix(ids, relevant), np.array([len(r) for r in relevant]), K)
-    assert all(len(top) == K for top in tops), "every user has at least k candidates"
-    row = {
-        "policies": [repr(p) for p in policies],
-        f"ndcg@{K}": round(float(per_user.mean()), 4),
-        "intra_list_distance": round(float(np.mean([intra_list_distance(t.vectors) for t in tops])), 4),
-        "distinct_genres": round(float(np.mean([distinct_genres(t.metadata) for t in tops])), 3),
-        "catalog_coverage": round(catalog_coverage(ids, catalog_size), 4),
-        "policy_time_per_user": summarize(times),
-    }
-    return row, per_user
+def rows_of(curve: PolicyCurve) -> dict[str, dict[str, Any]]:
+    """The library's measurement in this benchmark's result format (keys unchanged since its first run)."""
+    rows = {}
+    for name, row in curve.rows.items():
+        rows[name] = {
+            "policies": list(row.policies),
+            f"ndcg@{K}": round(row.metrics[f"ndcg@{K}"], 4),
+            "intra_list_distance": round(row.metrics[f"ild@{K}"], 4),
+            "distinct_genres": round(row.metrics[f"distinct_genres@{K}"], 3),
+            "catalog_coverage": round(row.metrics[f"coverage@{K}"], 4),
+            "novelty": round(row.metrics[f"novelty@{K}"], 3),
+            "policy_time_per_user": summarize(row.policy_seconds.tolist()),
+        }
+        if row.versus_first is not None:
+            rows[name][f"ndcg@{K}_vs_none"] = row.versus_first.to_dict()
+    return rows
 
 
 def plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
@@ -195,27 +156,25 @@ def main() -> None:
     )
     recommender.index_items(items, metadata=[data.catalogue.metadata_of(i) for i in items])
 
-    relevant_by_user = test.items_by_user()
-    seen = train.items_by_user()
-    users = sorted(relevant_by_user, key=lambda u: (int(u), u) if u.isdigit() else (1 << 62, u))
-    relevant = [relevant_by_user[u] for u in users]
-    excluded = [seen.get(u, set()) for u in users]
-
-    def item_vectors(ids: list[str]) -> np.ndarray:
-        return np.asarray(item_embedder.embed(ids), dtype=np.float32)
-
+    users, relevant, excluded = evaluation_users(recommender, train, test, None, True)
     started = time.perf_counter()
-    lists = ranked_lists(recommender, users, excluded, item_vectors)
+    lists = ranked_candidates(recommender, users, excluded, candidates=CANDIDATES)
     ranking_s = time.perf_counter() - started
-    rows: dict[str, dict[str, Any]] = {}
-    per_user: dict[str, np.ndarray] = {}
-    for name, policies in configurations().items():
-        rows[name], per_user[name] = measure(lists, policies, relevant, len(items))
-        print(f"{name}: {rows[name][f'ndcg@{K}']} {rows[name]['intra_list_distance']}", file=sys.stderr, flush=True)
-    for name in rows:
-        if name != "none":
-            versus = paired_bootstrap(per_user["none"], per_user[name], n_resamples=args.resamples, seed=0)
-            rows[name][f"ndcg@{K}_vs_none"] = versus.to_dict()
+    curve = measure_policies(
+        lists,
+        configurations(),
+        relevant,
+        k=K,
+        catalog_size=len(items),
+        field="genres",
+        popularity=(users_per_item(train), len(train.items_by_user())),
+        n_resamples=args.resamples,
+        seed=0,
+    )
+    assert all(len(ranked) >= K for ranked in lists), "every user has at least k candidates"
+    rows = rows_of(curve)
+    for name, row in rows.items():
+        print(f"{name}: {row[f'ndcg@{K}']} {row['intra_list_distance']}", file=sys.stderr, flush=True)
     plot(rows, args.plot)
     write_results(
         args.out,

@@ -175,3 +175,54 @@ def test_demo_on_pinecone_gives_the_same_top_movies_as_faiss(
     for column in ("retrieval", "reranked", "blended"):
         ids = [r.item_id for r in getattr(on_pinecone, column)]
         assert ids == [r.item_id for r in getattr(on_faiss, column)], column
+
+
+def test_html_explains_only_the_recommended_column() -> None:
+    explained = dataclasses.replace(RESULT, because={"50": ("Toy Story (1995)", "GoldenEye (1995)")})
+    page = render_html(explained)
+    assert "because you rated Toy Story (1995) and GoldenEye (1995)" in page
+    assert page.count("because you") == 1  # Star Wars is only in the recommended (retrieval) column
+    assert "because you" not in render_html(RESULT)
+    implicit = render_html(dataclasses.replace(explained, feedback="implicit"))
+    assert "because you interacted with Toy Story (1995)" in implicit
+
+
+@pytest.mark.integration
+def test_demo_explain_names_rated_movies_nearest_to_each_recommendation(movielens_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
+    kwargs = {"models_dir": models, "store": "memory", "data_dir": movielens_dir, "progress": False}
+    plain = run_demo("55", **kwargs)  # type: ignore[arg-type]
+    explained = run_demo("55", explain=True, **kwargs)  # type: ignore[arg-type]
+    assert plain.because == {} and explained.recommended == "blend"
+    assert explained.blended is not None and plain.blended is not None
+    # the same recommended column, now with reasons for every movie in it
+    assert [r.item_id for r in explained.blended] == [r.item_id for r in plain.blended]
+    assert set(explained.because) == {r.item_id for r in explained.blended}
+    # the reasons are the two rated movies whose item vectors are most cosine-similar
+    bundle = read_bundle(models)
+    seen = sorted(bundle.seen_items["55"])
+    title = {item: bundle.catalogue.label(item) for item in seen}
+
+    def unit(ids: list[str]) -> np.ndarray:
+        vectors = np.asarray(bundle.item_embedder.embed(ids), dtype=np.float64)
+        return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+
+    history = unit(seen)
+    for rec in explained.blended:
+        similarity = history @ unit([rec.item_id])[0]
+        nearest = [seen[i] for i in np.argsort(-similarity, kind="stable")[:2]]
+        assert explained.because[rec.item_id] == tuple(title[i] for i in nearest)
+
+
+@pytest.mark.integration
+def test_demo_cli_explain_flag(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models", data_dir=movielens_dir)
+    args = ["demo", "--user", "55", "--models", str(models), "--store", "memory", "--data-dir", str(movielens_dir)]
+    plain = runner.invoke(app, args)
+    explained = runner.invoke(app, [*args, "--explain"])
+    assert plain.exit_code == 0 and explained.exit_code == 0, explained.output
+    assert "because you" not in plain.output and "Why these?" not in plain.output
+    assert "Why these? Reranked by learned blend (recommended)" in explained.output
+    assert "because you rated" in " ".join(explained.output.split())

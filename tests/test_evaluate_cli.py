@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from synthetic_models import write_synthetic_models
 from two_stage_rec.cli import app
-from two_stage_rec.cli.evaluate import evaluate_protocol
+from two_stage_rec.cli.evaluate import evaluate_protocol, parse_trade_offs
 from two_stage_rec.errors import InvalidInputError, ModelError
 from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS, protocol_spec
 
@@ -89,3 +89,49 @@ def test_cli_reports_a_protocol_mismatch_cleanly(movielens_dir: Path, tmp_path: 
         ],
     )
     assert result.exit_code == 1 and "trained for the random split" in result.output
+
+
+def test_trade_offs_are_parsed_and_bad_ones_refused() -> None:
+    assert parse_trade_offs("0, 0.1,0.9") == (0.0, 0.1, 0.9)
+    with pytest.raises(InvalidInputError, match=r"in \[0, 1\]"):
+        parse_trade_offs("0,1.5")
+    with pytest.raises(InvalidInputError, match="separated by commas"):
+        parse_trade_offs("0;0.3")
+
+
+@pytest.mark.integration
+def test_cli_reports_diversity_and_the_mmr_curve(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models", protocol="stratified", data_dir=movielens_dir)
+    out = tmp_path / "reports"
+    args = ["evaluate", "--models", str(models), "--protocol", "stratified", "--store", "memory"]
+    args += ["--out", str(out), "--resamples", "200", "--data-dir", str(movielens_dir)]
+    result = runner.invoke(app, [*args, "--diversity-curve", "0.5,0.9", "--diversity-field", "genres"])
+    assert result.exit_code == 0, result.output
+    assert "ILD@10" in result.output and "MMR's trade-off" in result.output
+    data = json.loads((out / "evaluation-stratified.json").read_text(encoding="utf-8"))
+    for ranker in data["rankers"].values():
+        metrics = ranker["metrics"]
+        assert 0.0 <= metrics["ild@10"] <= 2.0 and metrics["novelty@10"] >= 0.0 and 0 < metrics["coverage@10"] <= 1
+    curve = data["diversity_curve"]
+    assert list(curve["rows"]) == ["mmr_0.0", "mmr_0.5", "mmr_0.9"] and curve["field"] == "genres"
+    assert curve["n_users"] == 943 and curve["catalog_size"] == 1682
+    rows = [curve["rows"][name]["metrics"] for name in curve["rows"]]
+    # λ = 0 is the recommended pipeline (the synthetic bundle recommends the blend) as evaluate ranked it
+    assert rows[0]["ndcg@10"] == pytest.approx(data["rankers"]["blend"]["metrics"]["ndcg@10"], abs=1e-9)
+    assert rows[0]["ild@10"] == pytest.approx(data["rankers"]["blend"]["metrics"]["ild@10"], rel=1e-5)
+    # more weight on variety: the lists' items get less alike and span more genres
+    assert rows[0]["ild@10"] < rows[1]["ild@10"] < rows[2]["ild@10"]
+    assert rows[0]["distinct_genres@10"] < rows[2]["distinct_genres@10"]
+    assert curve["rows"]["mmr_0.9"]["ndcg_vs_first"]["n_users"] == 943
+    page = (out / "evaluation-stratified.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == 3 and "MMR over λ" in page
+
+
+@pytest.mark.integration
+def test_cli_refuses_a_bad_trade_off_before_writing(movielens_dir: Path, tmp_path: Path) -> None:
+    models = write_synthetic_models(tmp_path / "models", protocol="stratified", data_dir=movielens_dir)
+    out = tmp_path / "reports"
+    args = ["evaluate", "--models", str(models), "--protocol", "stratified", "--store", "memory"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--diversity-curve", "0,2"])
+    assert result.exit_code == 1 and "in [0, 1]" in result.output
+    assert not out.exists()

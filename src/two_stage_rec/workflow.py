@@ -106,12 +106,14 @@ def evaluate_split(
     candidates: int = 50,
     n_resamples: int = 2_000,
     seed: int = 0,
+    diversity_field: str | None = None,
 ) -> EvaluationResult:
     """Measure every second stage of ``bundle`` on ``test``: retrieval only, each reranker, most popular.
 
     ``train`` gives the seen items each user's recommendations leave out and
     the popularity baseline. RMSE of the scoring model is reported when both
-    the bundle and ``test`` are explicit.
+    the bundle and ``test`` are explicit. ``diversity_field`` (e.g.
+    ``"genres"``) adds the distinct values of that metadata field in each top k.
     """
     from two_stage_rec.assembly import assemble, bundle_rerankers, bundle_stages
     from two_stage_rec.evaluation import evaluate
@@ -134,6 +136,7 @@ def evaluate_split(
             and test.has_ratings,
             n_resamples=n_resamples,
             seed=seed,
+            diversity_field=diversity_field,
         )
 
 
@@ -366,6 +369,7 @@ def evaluate_bundle(
     candidates: int = 50,
     n_resamples: int = 10_000,
     seed: int = 0,
+    diversity_field: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a bundle on the held-out part of the data it was trained on, or on a separate test log.
 
@@ -384,6 +388,8 @@ def evaluate_bundle(
         candidates: candidates per user.
         n_resamples: bootstrap resamples of the paired comparisons.
         seed: bootstrap seed.
+        diversity_field: also report the distinct values of this metadata
+            field (e.g. ``"genres"``) in each ranking's top k.
 
     Raises:
         ModelError: the bundle was trained on everything and no ``test`` is
@@ -421,7 +427,15 @@ def evaluate_bundle(
                 "bundle was trained from, or retrain on this data."
             )
     return evaluate_split(
-        loaded, train, test, store=store, k=k, candidates=candidates, n_resamples=n_resamples, seed=seed
+        loaded,
+        train,
+        test,
+        store=store,
+        k=k,
+        candidates=candidates,
+        n_resamples=n_resamples,
+        seed=seed,
+        diversity_field=diversity_field,
     )
 
 

@@ -16,9 +16,20 @@ from two_stage_rec.evaluation.result import METRIC_NAMES, EvaluationResult
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["html_report", "rich_tables"]
+    from two_stage_rec.evaluation.policy_curve import PolicyCurve
 
-_SHORT = {"precision": "P", "recall": "R", "ndcg": "NDCG", "map": "MAP", "hit_rate": "HR", "coverage": "Cov"}
+__all__ = ["html_report", "rich_curve_table", "rich_tables"]
+
+_SHORT = {
+    "precision": "P",
+    "recall": "R",
+    "ndcg": "NDCG",
+    "map": "MAP",
+    "hit_rate": "HR",
+    "coverage": "Cov",
+    "ild": "ILD",
+    "novelty": "Nov",
+}
 _LABELS = {
     "precision": "Precision",
     "recall": "Recall",
@@ -26,7 +37,18 @@ _LABELS = {
     "map": "MAP",
     "hit_rate": "HitRate",
     "coverage": "Coverage",
+    "ild": "intra-list diversity",
+    "novelty": "novelty",
 }
+
+
+def _short(metric: str) -> str:
+    """Column label: ``"distinct_genres"`` -> ``"genres"`` (distinct values in the top k)."""
+    return _SHORT.get(metric, metric.removeprefix("distinct_"))
+
+
+def _label(metric: str) -> str:
+    return _LABELS.get(metric, f"distinct {metric.removeprefix('distinct_')}")
 
 
 def rich_tables(result: EvaluationResult, *, title: str = "") -> list[Table]:
@@ -36,18 +58,17 @@ def rich_tables(result: EvaluationResult, *, title: str = "") -> list[Table]:
     k = result.k
     metrics = Table(title=title or f"Top-{k} quality over {result.n_users} users", title_justify="left")
     metrics.add_column("ranker")
-    for name in (*METRIC_NAMES, "coverage"):
-        metrics.add_column(f"{_SHORT[name]}@{k}", justify="right")
-    best = {
-        name: max(ranker.metrics[f"{name}@{k}"] for ranker in result.rankers.values())
-        for name in (*METRIC_NAMES, "coverage")
-    }
+    beyond = result.beyond_accuracy()
+    for name in (*METRIC_NAMES, *beyond):
+        # beyond-accuracy columns are dim: more diverse is not simply better
+        metrics.add_column(f"{_short(name)}@{k}", justify="right", style="dim" if name in beyond else None)
+    best = {name: max(ranker.metrics[f"{name}@{k}"] for ranker in result.rankers.values()) for name in METRIC_NAMES}
     for ranker in result.rankers.values():
         cells = []
-        for name in (*METRIC_NAMES, "coverage"):
+        for name in (*METRIC_NAMES, *beyond):
             value = ranker.metrics[f"{name}@{k}"]
-            text = f"{value:.4f}"
-            cells.append(f"[bold]{text}[/]" if value == best[name] else text)
+            text = f"{value:.4f}" if name in METRIC_NAMES or name in ("coverage", "ild") else f"{value:.2f}"
+            cells.append(f"[bold]{text}[/]" if name in best and value == best[name] else text)
         metrics.add_row(ranker.name, *cells)
 
     comparisons = Table(
@@ -74,6 +95,39 @@ def rich_tables(result: EvaluationResult, *, title: str = "") -> list[Table]:
                 end_section=metric == METRIC_NAMES[-1],
             )
     return [metrics, comparisons]
+
+
+def _curve_columns(curve: PolicyCurve) -> list[str]:
+    """The curve's diversity metrics in display order (those its rows have)."""
+    first = next(iter(curve.rows.values()))
+    distinct = [f"distinct_{curve.field}"] if curve.field else []
+    names = ["ild", *distinct, "novelty", "coverage"]
+    return [name for name in names if f"{name}@{curve.k}" in first.metrics]
+
+
+def rich_curve_table(curve: PolicyCurve, *, confidence: str = "95%") -> Table:
+    """The MMR curve: per λ, NDCG@k and its paired difference from λ = 0, and each diversity metric."""
+    from rich.table import Table
+
+    k = curve.k
+    table = Table(
+        title=f"Relevance against variety over MMR's trade-off λ (top {k} of {curve.candidates} ranked candidates, "
+        f"{curve.n_users} users; Δ vs λ=0 with {confidence} bootstrap CI)",
+        title_justify="left",
+    )
+    columns = _curve_columns(curve)
+    for column in ("λ", f"NDCG@{k}", "Δ NDCG", "CI", *(f"{_short(c)}@{k}" for c in columns)):
+        table.add_column(column, justify="right")
+    for row in curve.rows.values():
+        versus = row.versus_first
+        table.add_row(
+            "-" if row.trade_off is None else f"{row.trade_off:g}",
+            f"{row.metrics[f'ndcg@{k}']:.4f}",
+            "" if versus is None else f"{versus.mean_difference:+.4f}",
+            "" if versus is None else f"[{versus.ci_low:+.4f}, {versus.ci_high:+.4f}]",
+            *(f"{row.metrics[f'{c}@{k}']:.4f}" for c in columns),
+        )
+    return table
 
 
 def _confidence(result: EvaluationResult) -> str:
@@ -127,8 +181,60 @@ def _difference_figure(result: EvaluationResult) -> str | None:
     return text
 
 
+def _trade_off_figure(curve: PolicyCurve) -> str:
+    """NDCG@k against each diversity metric, one panel each, a point per λ."""
+    pyplot = require("matplotlib.pyplot", extra="plots")
+    columns = _curve_columns(curve)
+    figure, axes = pyplot.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
+    k = curve.k
+    rows = list(curve.rows.values())
+    ys = [row.metrics[f"ndcg@{k}"] for row in rows]
+    for axis, name in zip(axes[0], columns, strict=True):
+        xs = [row.metrics[f"{name}@{k}"] for row in rows]
+        axis.plot(xs, ys, marker="o")
+        for row, x, y in zip(rows, xs, ys, strict=True):
+            axis.annotate(f"λ={row.trade_off:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axis.set_xlabel(f"{_label(name)}@{k} (right: more varied)")
+        axis.set_ylabel(f"NDCG@{k}")
+        axis.grid(alpha=0.3)
+    text = _svg(figure)
+    pyplot.close(figure)
+    return text
+
+
+def _curve_section(result: EvaluationResult) -> str:
+    curve = result.diversity_curve
+    if curve is None:
+        return ""
+    k = curve.k
+    columns = _curve_columns(curve)
+    header = "".join(f"<th>{html.escape(_label(c))}@{k}</th>" for c in columns)
+    rows = []
+    for row in curve.rows.values():
+        versus = row.versus_first
+        difference = (
+            ""
+            if versus is None
+            else f"{versus.mean_difference:+.4f}<br><small>[{versus.ci_low:+.4f}, {versus.ci_high:+.4f}]</small>"
+        )
+        cells = "".join(f"<td>{row.metrics[f'{c}@{k}']:.4f}</td>" for c in columns)
+        rows.append(
+            f"<tr><td>{row.trade_off:g}</td><td>{row.metrics[f'ndcg@{k}']:.4f}</td><td>{difference}</td>{cells}</tr>"
+        )
+    return f"""<h2>Relevance against variety: MMR over λ</h2>
+<p>The recommended pipeline's {curve.candidates} ranked candidates per user reshaped by MMR(λ) (min-max relevance,
+cosine similarity of the item vectors), top {k}, {curve.n_users} users. Δ NDCG is the paired per-user difference
+from λ = 0 with its {_confidence(result)} bootstrap interval. Diversity metrics: higher is more varied.</p>
+<table><tr><th>λ</th><th>NDCG@{k}</th><th>Δ NDCG vs λ=0</th>{header}</tr>
+{"".join(rows)}</table>
+{_trade_off_figure(curve)}"""
+
+
 def html_report(result: EvaluationResult, *, title: str, notes: list[str] | None = None) -> str:
-    """A self-contained HTML page: tables, summary, metric@k curves and the per-user difference histogram.
+    """A self-contained HTML page: tables, summary and plots of an evaluation.
+
+    The plots: metric@k curves, the per-user difference histogram and, when
+    measured, the MMR trade-off curve (NDCG@k against each diversity metric).
 
     Plots are inline SVG, so the page needs no other file.
 
@@ -176,7 +282,8 @@ th:first-child, td:first-child {{ text-align: left; }}
 <h1>{html.escape(title)}</h1>
 <p>{result.n_users} users ({result.skipped_users} skipped as unknown), {result.candidates} candidates retrieved per
 user, seen items {"excluded" if result.exclude_seen else "kept"}, catalogue of {result.catalog_size} items.
-Higher is better for every metric.</p>
+Higher is better for every ranking metric; for the beyond-accuracy ones (coverage, intra-list diversity, novelty,
+distinct values) higher is more varied.</p>
 <ul>{summary}{extra}</ul>
 <h2>Quality at k = {k}</h2>{table}
 <h2>Paired comparison with retrieval only</h2>
@@ -187,5 +294,6 @@ wins / losses / ties count users.</p>
 {rating}
 <h2>Metrics at every cut-off</h2>{_curve_figure(result)}
 {"<h2>Who gains, who loses</h2>" + difference if difference else ""}
+{_curve_section(result)}
 </body></html>
 """

@@ -3,6 +3,8 @@
 Trains the models on first use (about a minute; cached in ``--models``),
 puts every movie's vector in a vector index, and shows a user's top movies
 ranked by retrieval alone and after reranking, next to the movies they rated.
+With ``--explain`` the recommended column also says why each movie is there:
+the rated movies nearest to it in the item-embedding space.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class DemoResult:
         models: the models directory used.
         excluded_seen: whether the user's rated movies were left out.
         trained_now: whether the models were trained during this run.
+        because: with ``explain``, item id of each movie in the recommended
+            column -> labels of the (up to two) movies from the user's history
+            nearest to it (:attr:`~two_stage_rec.explain.Explanation.because`);
+            empty without.
     """
 
     user_id: str
@@ -88,6 +94,7 @@ class DemoResult:
     models: Path
     excluded_seen: bool
     trained_now: bool
+    because: dict[str, tuple[str, ...]] = field(default_factory=dict, kw_only=True)
 
 
 def ensure_models(models_dir: Path, *, data_dir: Path | None = None, progress: bool = True) -> bool:
@@ -128,10 +135,13 @@ def run_demo(
     include_seen: bool = False,
     data_dir: Path | None = None,
     progress: bool = True,
+    explain: bool = False,
 ) -> DemoResult:
     """Run the notebook for one user on any bundle and return what the demo shows.
 
-    A MovieLens bundle is trained into ``models_dir`` on first use.
+    A MovieLens bundle is trained into ``models_dir`` on first use. With
+    ``explain``, the recommended column is asked for with ``explain=True`` and
+    :attr:`DemoResult.because` names, per movie, the rated movies behind it.
 
     Raises:
         UnknownUserError: the user is not in the training data.
@@ -155,13 +165,27 @@ def run_demo(
             else _rerank_with(served, reranker, user_id, k, candidates, include_seen)
             for name, reranker in bundle.rerankers.items()
         }
+        staged = _ranking_stage(served, user_id, k, candidates, include_seen)
+        because: dict[str, tuple[str, ...]] = {}
+        if explain:
+            recommended = bundle.manifest.recommended
+            explained = _explained(served, user_id, k, candidates, include_seen)
+            if recommended == "ranker":
+                staged = explained
+            else:
+                ranked[recommended] = explained
+            because = {
+                rec.item_id: tuple(served.label(item) for item, _ in rec.explanation.because)
+                for rec in explained
+                if rec.explanation is not None and rec.explanation.because
+            }
         return DemoResult(
             user_id=user_id,
             profile=profile,
             retrieval=ranked["none"],
             reranked=ranked.get("scoring", []),
             blended=ranked.get("blend"),
-            staged=_ranking_stage(served, user_id, k, candidates, include_seen),
+            staged=staged,
             recommended=bundle.manifest.recommended,
             feedback=bundle.manifest.feedback,
             candidates=candidates,
@@ -169,7 +193,19 @@ def run_demo(
             models=models_dir,
             excluded_seen=not include_seen,
             trained_now=trained_now,
+            because=because,
         )
+
+
+def _explained(
+    served: AssembledRecommender, user_id: str, k: int, candidates: int, include_seen: bool
+) -> list[Recommendation]:
+    """The recommended pipeline's top k with explanations (the assembled recommender knows the user's history)."""
+    from two_stage_rec.assembly import assemble
+
+    # Not closed here: the store belongs to ``served``, which closes it.
+    recommended = assemble(served.bundle, store=served.store, fallback=False, index=False)
+    return recommended.recommend(user_id, k=k, candidates=candidates, include_seen=include_seen, explain=True)
 
 
 def _ranking_stage(
@@ -238,11 +274,33 @@ _CAVEAT_BLEND = (
 )
 
 
+_RECOMMENDED = " — recommended"
+
+
+def _because(result: DemoResult, item_id: str) -> str:
+    """``"because you rated X and Y"`` for a movie of the recommended column ("" when none)."""
+    labels = result.because.get(item_id, ())
+    if not labels:
+        return ""
+    verb = "rated" if result.feedback == "explicit" else "interacted with"
+    return f"because you {verb} {' and '.join(labels)}"
+
+
+def _recommended_column(result: DemoResult) -> tuple[str, list[Recommendation]] | None:
+    """Title and items of the recommended column, when the result was explained."""
+    if not result.because:
+        return None
+    for title, recommendations, _, _ in _columns(result):
+        if title.endswith(_RECOMMENDED):
+            return title.removesuffix(_RECOMMENDED), recommendations
+    return None
+
+
 def _columns(result: DemoResult) -> list[tuple[str, list[Recommendation], str, bool]]:
     """(title, recommendations, score label, show the reranker's score) per column."""
 
     def mark(title: str, name: str) -> str:
-        return title + (" — recommended" if result.recommended == name else "")
+        return title + (_RECOMMENDED if result.recommended == name else "")
 
     scoring = (
         ("Reranked by predicted rating (notebook)", "predicted ★")
@@ -284,6 +342,15 @@ def print_result(result: DemoResult, *, profile_rows: int = 10) -> None:
         return table
 
     console.print(Columns([ranking(*column) for column in _columns(result)]))
+    explained = _recommended_column(result)
+    if explained is not None:
+        why = Table(title=f"Why these? {explained[0]} (recommended)", title_justify="left")
+        why.add_column("#", justify="right")
+        why.add_column("movie")
+        why.add_column("nearest in the item-embedding space to what the user rated")
+        for rank, item in enumerate(explained[1], 1):
+            why.add_row(str(rank), _title(item), _because(result, item.item_id) or "-")
+        console.print(why)
     profile = Table(
         title=f"What user {result.user_id} rated ({len(result.profile)} movies; best first)", title_justify="left"
     )
@@ -309,10 +376,14 @@ def render_html(result: DemoResult, *, poster_url: PosterUrl | None = None) -> s
         url = poster_url(movie_id, title)
         return f'<img src="{html.escape(url)}" alt="" loading="lazy">' if url else ""
 
+    def why(title: str, item: Recommendation) -> str:
+        reason = _because(result, item.item_id) if title.endswith(_RECOMMENDED) else ""
+        return f"<br><small><em>{html.escape(reason)}</em></small>" if reason else ""
+
     def ranking(title: str, recommendations: list[Recommendation], score_label: str, rerank: bool) -> str:
         rows = "".join(
             f"<tr><td>{rank}</td><td>{image(item.item_id, _title(item))}{html.escape(_title(item))}"
-            f"<br><small>{html.escape(_genres(item))}</small></td>"
+            f"<br><small>{html.escape(_genres(item))}</small>{why(title, item)}</td>"
             f"<td>{(item.score if rerank else item.retrieval_score):.2f}</td></tr>"
             for rank, item in enumerate(recommendations, 1)
         )
@@ -390,6 +461,14 @@ def register(app: typer.Typer) -> None:
             typer.Option("--poster-url", help="Poster URL template for --html, with {id} and/or {title}."),
         ] = None,
         data_dir: DataDirOption = None,
+        explain: Annotated[
+            bool,
+            typer.Option(
+                "--explain",
+                help="Say why each movie of the recommended column is there: the rated movies nearest to it "
+                "in the item-embedding space.",
+            ),
+        ] = False,
     ) -> None:
         """Show a user's top items without and with each reranker, beside what they interacted with."""
         from rich.console import Console
@@ -417,6 +496,7 @@ def register(app: typer.Typer) -> None:
                 candidates=candidates,
                 include_seen=include_seen,
                 data_dir=data_dir,
+                explain=explain,
             )
         except TwoStageRecError as exc:
             from rich.markup import escape

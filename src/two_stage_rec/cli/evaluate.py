@@ -9,8 +9,10 @@ on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,9 +36,10 @@ from two_stage_rec.cli._own_data import (
 from two_stage_rec.errors import InvalidInputError, ModelError, TwoStageRecError
 
 if TYPE_CHECKING:
+    from two_stage_rec.evaluation.policy_curve import PolicyCurve
     from two_stage_rec.evaluation.result import EvaluationResult
 
-__all__ = ["ProtocolRun", "evaluate_protocol", "register"]
+__all__ = ["ProtocolRun", "evaluate_protocol", "parse_trade_offs", "register"]
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,22 @@ def evaluate_protocol(
     seed: int = 0,
     train_if_missing: bool = True,
     progress: bool = True,
+    diversity_curve: Sequence[float] = (),
+    diversity_field: str | None = "genres",
 ) -> ProtocolRun:
     """Evaluate the MovieLens bundle in ``models_dir`` on ``protocol`` (training it first if absent).
+
+    Args:
+        diversity_curve: MMR trade-offs λ; when given, the result's
+            ``diversity_curve`` holds NDCG@k against intra-list diversity,
+            distinct ``diversity_field`` values, novelty and coverage per λ
+            (λ = 0 always included) for the bundle's recommended pipeline.
+        diversity_field: the metadata field the curve counts distinct values of.
 
     Raises:
         ModelError: the bundle was trained for another split (its training
             data overlaps this protocol's test set).
+        InvalidInputError: a λ outside [0, 1], or ``diversity_field`` on no item.
     """
     from two_stage_rec.bundle import is_bundle, read_manifest
     from two_stage_rec.evaluation.movielens_protocols import MOVIELENS_PROTOCOLS
@@ -100,9 +113,90 @@ def evaluate_protocol(
     notes.append(f"Protocol {protocol} ({manifest.feedback} feedback), recommended reranker: {manifest.recommended}.")
     started = time.perf_counter()
     result = evaluate_bundle(
-        models_dir, store=store, data_dir=data_dir, k=k, candidates=candidates, n_resamples=n_resamples, seed=seed
+        models_dir,
+        store=store,
+        data_dir=data_dir,
+        k=k,
+        candidates=candidates,
+        n_resamples=n_resamples,
+        seed=seed,
+        diversity_field=diversity_field,
     )
+    if diversity_curve:
+        curve = _mmr_curve(
+            models_dir,
+            protocol,
+            trade_offs=diversity_curve,
+            field=diversity_field,
+            store=store,
+            data_dir=data_dir,
+            k=k,
+            candidates=max(candidates, k),
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        result = dataclasses.replace(result, diversity_curve=curve)
+        notes.append(f"MMR curve measured for the recommended pipeline ({manifest.recommended}).")
     return ProtocolRun(protocol, models_dir, result, notes, time.perf_counter() - started)
+
+
+def _mmr_curve(
+    models_dir: Path,
+    protocol: str,
+    *,
+    trade_offs: Sequence[float],
+    field: str | None,
+    store: str,
+    data_dir: Path | None,
+    k: int,
+    candidates: int,
+    n_resamples: int,
+    seed: int,
+) -> PolicyCurve:
+    """The MMR curve of the bundle's recommended pipeline on the protocol's split."""
+    from two_stage_rec.assembly import assemble
+    from two_stage_rec.bundle import read_bundle
+    from two_stage_rec.evaluation.movielens_protocols import split_for_protocol
+    from two_stage_rec.evaluation.policy_curve import mmr_curve
+
+    bundle = read_bundle(models_dir)
+    train, test = split_for_protocol(protocol, None if data_dir is None else str(data_dir), progress=False)
+    if bundle.manifest.feedback == "implicit":
+        train, test = train.without_ratings(), test.without_ratings()
+    if train.fingerprint() != bundle.manifest.train_fingerprint:  # evaluate_bundle checked the same split
+        raise ModelError(f"the bundle in {models_dir} was not trained on the {protocol!r} training split")
+    with assemble(bundle, store=store, fallback=False) as served:
+        return mmr_curve(
+            served.recommender,
+            train,
+            test,
+            trade_offs=trade_offs,
+            field=field,
+            k=k,
+            candidates=candidates,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+
+
+def parse_trade_offs(text: str) -> tuple[float, ...]:
+    """``"0,0.1,0.3"`` -> ``(0.0, 0.1, 0.3)``: MMR trade-offs from the command line.
+
+    Raises:
+        InvalidInputError: an entry is not a number in [0, 1].
+    """
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise InvalidInputError(
+                f"--diversity-curve takes numbers in [0, 1] separated by commas, got {part!r}"
+            ) from None
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInputError(f"an MMR trade-off must be in [0, 1], got {value:g}")
+        values.append(value)
+    return tuple(values)
 
 
 def _default_models(protocol: str, implicit: bool) -> Path:
@@ -159,17 +253,34 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOption = None,
         resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 10_000,
         seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+        diversity_curve: Annotated[
+            str | None,
+            typer.Option(
+                "--diversity-curve",
+                help="MovieLens: MMR trade-offs λ in [0, 1], e.g. 0,0.1,0.3,0.5,0.9. Adds, for the recommended "
+                "pipeline, NDCG@k against intra-list diversity, distinct --diversity-field values, novelty and "
+                "coverage per λ (with the NDCG difference from λ=0) to the table, the JSON and the HTML plots.",
+            ),
+        ] = None,
+        diversity_field: Annotated[
+            str,
+            typer.Option(
+                "--diversity-field",
+                help="Metadata field whose distinct values in each top k are reported (and the MMR curve counts).",
+            ),
+        ] = "genres",
     ) -> None:
         """Measure retrieval only, every reranker of the bundle and most-popular; say whether reranking helps."""
         from rich.console import Console
         from rich.markup import escape
 
-        from two_stage_rec.cli._evaluation_report import html_report, rich_tables
+        from two_stage_rec.cli._evaluation_report import html_report, rich_curve_table, rich_tables
 
         console = Console()
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         started = time.perf_counter()
         try:
+            trade_offs = parse_trade_offs(diversity_curve) if diversity_curve is not None else ()
             if interactions is None and items is None and test_file is None:
                 name = protocol + ("-implicit" if implicit else "")
                 models_dir = models if models is not None else _default_models(protocol, implicit)
@@ -183,11 +294,18 @@ def register(app: typer.Typer) -> None:
                     implicit=implicit,
                     n_resamples=resamples,
                     seed=seed,
+                    diversity_curve=trade_offs,
+                    diversity_field=diversity_field,
                 )
                 result, notes = run.result, run.notes
             else:
                 if models is None:
                     raise InvalidInputError("evaluating your own data needs --models DIR (the bundle)")
+                if trade_offs:
+                    raise InvalidInputError(
+                        "--diversity-curve is measured on the MovieLens protocols; for your own data call "
+                        "two_stage_rec.evaluation.mmr_curve with the assembled recommender and your split"
+                    )
                 if items is None or (interactions is None and test_file is None):
                     raise InvalidInputError("own data needs --items FILE and --interactions FILE (or --test FILE)")
                 from two_stage_rec.bundle import read_manifest
@@ -233,6 +351,9 @@ def register(app: typer.Typer) -> None:
             console.print(table)
         for line in result.summary():
             console.print(escape(line))
+        if result.diversity_curve is not None:
+            level = result.settings.get("confidence", 0.95)
+            console.print(rich_curve_table(result.diversity_curve, confidence=f"{level:.0%}"))
         if result.rating_errors:
             errors = result.rating_errors
             console.print(f"Scoring model as a rating predictor: RMSE {errors['rmse']:.4f}, MAE {errors['mae']:.4f}")

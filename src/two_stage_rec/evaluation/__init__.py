@@ -7,9 +7,15 @@ and ``test`` are :class:`two_stage_rec.datasets.Interactions`, explicit or impli
     result = evaluate(recommender, train, test, k=10)
     print(result.to_markdown())   # every metric, retrieval only vs reranked vs most popular
     result.comparisons["reranked vs retrieval"]["ndcg"].verdict()   # "better" / "worse" / ...
+
+Beyond accuracy (:mod:`~two_stage_rec.evaluation.diversity`): every ranking
+also gets intra-list diversity, novelty and coverage (and distinct values of
+a metadata field with ``diversity_field=``); :func:`mmr_curve` measures NDCG
+against them over MMR's trade-off (:mod:`~two_stage_rec.evaluation.policy_curve`).
 """
 
 from two_stage_rec.evaluation.bootstrap import PairedComparison, paired_bootstrap
+from two_stage_rec.evaluation.diversity import distinct_values, intra_list_diversity, novelty
 from two_stage_rec.evaluation.evaluate import evaluate, most_popular_ranking, rating_errors
 from two_stage_rec.evaluation.metrics import (
     average_precision_at_k,
@@ -22,21 +28,30 @@ from two_stage_rec.evaluation.metrics import (
     recall_at_k,
     rmse,
 )
-from two_stage_rec.evaluation.result import METRIC_NAMES, EvaluationResult, RankerResult
+from two_stage_rec.evaluation.policy_curve import PolicyCurve, PolicyRow, measure_policies, mmr_curve
+from two_stage_rec.evaluation.result import BEYOND_ACCURACY, METRIC_NAMES, EvaluationResult, RankerResult
 
 __all__ = [
+    "BEYOND_ACCURACY",
     "METRIC_NAMES",
     "EvaluationResult",
     "PairedComparison",
+    "PolicyCurve",
+    "PolicyRow",
     "RankerResult",
     "average_precision_at_k",
     "catalog_coverage",
+    "distinct_values",
     "evaluate",
     "hit_matrix",
     "hit_rate_at_k",
+    "intra_list_diversity",
     "mae",
+    "measure_policies",
+    "mmr_curve",
     "most_popular_ranking",
     "ndcg_at_k",
+    "novelty",
     "paired_bootstrap",
     "precision_at_k",
     "rating_errors",

@@ -3,13 +3,15 @@
 :func:`evaluate` asks the recommender for every test user's top items twice
 — ranked by retrieval score only, and retrieved then reranked — plus the
 most-popular baseline, scores each ranking with every metric of
-:mod:`two_stage_rec.evaluation.metrics`, and compares each reranked ranking
+:mod:`two_stage_rec.evaluation.metrics` and the beyond-accuracy ones of
+:mod:`two_stage_rec.evaluation.diversity`, and compares each reranked ranking
 with retrieval only, user by user, with a bootstrap confidence interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +19,7 @@ import numpy.typing as npt
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.errors import InvalidInputError, UnknownKeyError
 from two_stage_rec.evaluation.bootstrap import PairedComparison, paired_bootstrap
+from two_stage_rec.evaluation.diversity import distinct_values, intra_list_diversity, novelty
 from two_stage_rec.evaluation.metrics import (
     average_precision_at_k,
     catalog_coverage,
@@ -29,10 +32,10 @@ from two_stage_rec.evaluation.metrics import (
     rmse,
 )
 from two_stage_rec.evaluation.result import METRIC_NAMES, EvaluationResult, RankerResult
-from two_stage_rec.protocols import Reranker
+from two_stage_rec.protocols import Reranker, returns_values
 from two_stage_rec.recommender import Recommender
 from two_stage_rec.scoring import top_k_rows
-from two_stage_rec.types import FloatMatrix
+from two_stage_rec.types import FloatMatrix, FloatVector, Metadata
 
 __all__ = ["evaluate", "most_popular_ranking", "rating_errors"]
 
@@ -66,6 +69,7 @@ def evaluate(
     stages: Mapping[str, StageRanking] | None = None,
     baselines: bool = True,
     measure_rating_errors: bool = False,
+    diversity_field: str | None = None,
     batch_size: int = 256,
     n_resamples: int = 10_000,
     confidence: float = 0.95,
@@ -102,6 +106,11 @@ def evaluate(
             against the test ratings (needs test ratings; only meaningful
             for a rating model, not for the relevance logit a model trained
             on implicit feedback outputs).
+        diversity_field: also report ``"distinct_<field>@k"``, the distinct
+            values of this metadata field (e.g. ``"genres"``) in each top k.
+            Intra-list diversity (``"ild@k"``, from the store's item vectors)
+            and novelty (``"novelty@k"``, from the training popularity) are
+            always reported.
         batch_size: users per ``recommend_batch`` call (bounds memory).
         n_resamples: bootstrap resamples of the paired comparisons.
         confidence: level of the comparisons' confidence intervals.
@@ -113,7 +122,8 @@ def evaluate(
     Raises:
         InvalidInputError: ``train`` or ``test`` is not an Interactions,
             settings out of range, ``min_rating`` or ``measure_rating_errors``
-            on a test log without ratings, or no test user can be evaluated.
+            on a test log without ratings, ``diversity_field`` on no
+            recommended item, or no test user can be evaluated.
     """
     train_log, test_log = _check_log(train, "train"), _check_log(test, "test")
     cutoff_list = sorted({int(c) for c in (*cutoffs, k)})
@@ -125,14 +135,9 @@ def evaluate(
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
 
-    relevant_by_user = test_log.items_by_user(min_rating=min_rating)
-    seen_by_user = train_log.items_by_user()
-    users, skipped = _known_users(recommender, sorted(relevant_by_user, key=_natural_key))
-    if not users:
-        raise InvalidInputError("no test user is both known to the user embedder and has a relevant item")
-    relevant = [relevant_by_user[user] for user in users]
+    users, relevant, excluded = evaluation_users(recommender, train_log, test_log, min_rating, exclude_seen)
+    skipped = len(test_log.items_by_user(min_rating=min_rating)) - len(users)
     n_relevant = np.array([len(items) for items in relevant], dtype=np.int64)
-    excluded: list[set[str]] = [seen_by_user.get(user, set()) if exclude_seen else set() for user in users]
     catalog_size = recommender.store.describe().count
 
     chosen = _rerankers(recommender, rerankers)
@@ -164,8 +169,11 @@ def evaluate(
             most_popular_ranking(train_log, users, excluded, depth),
         )
 
+    beyond = _BeyondAccuracy.of(
+        recommender, [ids for _, ids in rankings.values()], users_per_item(train_log), train_log, diversity_field
+    )
     results = {
-        name: _score_ranking(name, description, ids, relevant, n_relevant, k, cutoff_list, catalog_size)
+        name: _score_ranking(name, description, ids, relevant, n_relevant, k, cutoff_list, catalog_size, beyond)
         for name, (description, ids) in rankings.items()
     }
     comparisons: dict[str, dict[str, PairedComparison]] = {}
@@ -211,9 +219,65 @@ def evaluate(
             "test_has_ratings": test_log.ratings is not None,
             "store": type(recommender.store).__name__,
             "store_is_exact": bool(recommender.store.is_exact),
+            "diversity_field": diversity_field,
         },
         users=users,
     )
+
+
+def evaluation_users(
+    recommender: Recommender,
+    train: Interactions,
+    test: Interactions,
+    min_rating: float | None,
+    exclude_seen: bool,
+) -> tuple[list[str], list[set[str]], list[set[str]]]:
+    """The users an evaluation measures, their relevant items and their exclusions.
+
+    A user is measured when the user embedder knows them and they have at
+    least one relevant test item; users are in natural order ("2" before "10").
+
+    Returns:
+        ``(users, relevant, excluded)``: n user ids, n sets of relevant test
+        items, n sets of items never to recommend (training items, or empty).
+
+    Raises:
+        InvalidInputError: no user can be measured.
+    """
+    relevant_by_user = test.items_by_user(min_rating=min_rating)
+    seen_by_user = train.items_by_user()
+    users, _ = _known_users(recommender, sorted(relevant_by_user, key=_natural_key))
+    if not users:
+        raise InvalidInputError("no test user is both known to the user embedder and has a relevant item")
+    relevant = [relevant_by_user[user] for user in users]
+    excluded = [seen_by_user.get(user, set()) if exclude_seen else set() for user in users]
+    return users, relevant, excluded
+
+
+def users_per_item(train: Interactions) -> dict[str, int]:
+    """Item id -> number of distinct training users who interacted with it (novelty's popularity)."""
+    counts: dict[str, int] = {}
+    for items in train.items_by_user().values():
+        for item in items:
+            counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def item_vectors(recommender: Recommender, ids: Sequence[str]) -> dict[str, FloatVector] | None:
+    """Item id -> vector for the ids the store holds: the store's vectors, or the item embedder's.
+
+    None when neither can give vectors (the store returns none and the
+    recommender has no item embedder).
+    """
+    if not ids:
+        return {}
+    if returns_values(recommender.store):
+        return recommender.store.fetch(list(ids)).as_dict()
+    if recommender.item_embedder is None:
+        return None
+    held = recommender.store.fetch(list(ids)).ids
+    vectors = np.asarray(recommender.item_embedder.embed(held), dtype=np.float32)
+    return {item: vectors[row] for row, item in enumerate(held)}
 
 
 def _natural_key(user: str) -> tuple[int, str]:
@@ -305,6 +369,57 @@ def most_popular_ranking(
     return ids
 
 
+@dataclass(frozen=True)
+class _BeyondAccuracy:
+    """What the diversity metrics read about the recommended items: vectors, metadata, popularity."""
+
+    vectors: dict[str, FloatVector] | None
+    metadata: dict[str, Metadata]
+    field: str | None
+    users_per_item: dict[str, int]
+    n_train_users: int
+
+    @classmethod
+    def of(
+        cls,
+        recommender: Recommender,
+        rankings: Sequence[IdMatrix],
+        users_per_item: dict[str, int],
+        train: Interactions,
+        field: str | None,
+    ) -> _BeyondAccuracy:
+        ids = sorted(set().union(*(set(ranking.ravel().tolist()) for ranking in rankings)) - {""})
+        metadata: dict[str, Metadata] = {}
+        if field is not None:
+            fetched = recommender.store.fetch(ids) if ids else None
+            if fetched is not None:
+                metadata = dict(zip(fetched.ids, fetched.metadata, strict=True))
+            if not any(field in md for md in metadata.values()):
+                raise InvalidInputError(f"no recommended item's metadata has the field {field!r}")
+        return cls(item_vectors(recommender, ids), metadata, field, users_per_item, len(train.items_by_user()))
+
+    def per_user(self, ids: IdMatrix, cutoff: int) -> dict[str, npt.NDArray[np.float64]]:
+        """``"ild"``, ``"novelty"`` and ``"distinct_<field>"`` of each top ``cutoff``, float64 (n_users,) each."""
+        top = ids[:, :cutoff]
+        found: dict[str, npt.NDArray[np.float64]] = {}
+        if self.vectors is not None and self.vectors:
+            unique, inverse = np.unique(top.astype(str), return_inverse=True)
+            known = np.array([item in self.vectors for item in unique.tolist()], dtype=bool)
+            dimension = next(iter(self.vectors.values())).shape[0]
+            table = np.zeros((len(unique), dimension), dtype=np.float32)
+            for row, item in enumerate(unique.tolist()):
+                if known[row]:
+                    table[row] = self.vectors[item]
+            index = inverse.reshape(top.shape)
+            found["ild"] = intra_list_diversity(table[index], known[index])
+        if self.n_train_users > 0:
+            found["novelty"] = novelty(top, self.users_per_item, self.n_train_users)
+        if self.field is not None:
+            rows = [[self.metadata.get(item, {}) for item in row if item != ""] for row in top.tolist()]
+            found[f"distinct_{self.field}"] = distinct_values(rows, self.field)
+        return found
+
+
 def _score_ranking(
     name: str,
     description: str,
@@ -314,6 +429,7 @@ def _score_ranking(
     k: int,
     cutoffs: list[int],
     catalog_size: int,
+    beyond: _BeyondAccuracy,
 ) -> RankerResult:
     hits = hit_matrix(ids, relevant)
     depth = cutoffs[-1]
@@ -335,12 +451,14 @@ def _score_ranking(
         for metric in METRIC_NAMES:
             metrics[f"{metric}@{cutoff}"] = curves[metric][cutoff - 1]
         metrics[f"coverage@{cutoff}"] = catalog_coverage(ids, max(catalog_size, 1), cutoff)
+        for metric, values in beyond.per_user(ids, cutoff).items():
+            metrics[f"{metric}@{cutoff}"] = float(values.mean())
     return RankerResult(
         name=name,
         description=description,
         metrics=metrics,
         curves=curves,
-        per_user={metric: per_user(metric, k) for metric in METRIC_NAMES},
+        per_user={**{metric: per_user(metric, k) for metric in METRIC_NAMES}, **beyond.per_user(ids, k)},
     )
 
 

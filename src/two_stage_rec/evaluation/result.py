@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.evaluation.bootstrap import PairedComparison
 
-__all__ = ["METRIC_NAMES", "EvaluationResult", "RankerResult"]
+if TYPE_CHECKING:
+    from two_stage_rec.evaluation.policy_curve import PolicyCurve
+
+__all__ = ["BEYOND_ACCURACY", "METRIC_NAMES", "EvaluationResult", "RankerResult"]
 
 METRIC_NAMES: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate")
 """Per-user ranking metrics, each reported at every cut-off as ``"<name>@<k>"``."""
+
+BEYOND_ACCURACY: tuple[str, ...] = ("coverage", "ild", "novelty")
+"""Metrics of variety reported beside the ranking ones (with ``"distinct_<field>"``
+when a field is given): higher is more diverse, not necessarily better."""
 
 
 @dataclass(frozen=True)
@@ -24,10 +32,16 @@ class RankerResult:
         name: e.g. ``"retrieval"``, ``"reranked"``, ``"most_popular"``.
         description: one line a newcomer understands.
         metrics: ``"ndcg@10"`` -> mean over users, for every metric and
-            cut-off, plus ``"coverage@k"`` (share of the catalogue recommended
-            to at least one user). Higher is better for all of them.
+            cut-off (higher is better), plus the beyond-accuracy ones (higher
+            is more diverse): ``"coverage@k"`` (share of the catalogue
+            recommended to at least one user), ``"ild@k"`` (intra-list
+            diversity, mean pairwise cosine distance of the item vectors),
+            ``"novelty@k"`` (mean -log2 of the items' training popularity) and
+            ``"distinct_<field>@k"`` (distinct values of a metadata field) when
+            a field was given; see :mod:`two_stage_rec.evaluation.diversity`.
         curves: metric name -> list of means at k = 1, 2, ..., max cut-off.
-        per_user: metric name -> float64 (n_users,) at the main k (users in
+        per_user: metric name (ranking ones, ``"ild"``, ``"novelty"``,
+            ``"distinct_<field>"``) -> float64 (n_users,) at the main k (users in
             :attr:`EvaluationResult.users` order); not written to JSON.
     """
 
@@ -66,6 +80,9 @@ class EvaluationResult:
             the test ratings when measured (only meaningful for a rating model).
         settings: everything else needed to reproduce the run (seed, threshold, ...).
         users: user ids evaluated, in the order of the per-user arrays.
+        diversity_curve: NDCG against diversity over MMR's trade-off for the
+            recommended pipeline, when measured
+            (:func:`~two_stage_rec.evaluation.policy_curve.mmr_curve`).
     """
 
     k: int
@@ -80,6 +97,7 @@ class EvaluationResult:
     rating_errors: dict[str, float] | None = None
     settings: dict[str, object] = field(default_factory=dict)
     users: list[str] = field(default_factory=list, repr=False)
+    diversity_curve: PolicyCurve | None = None
 
     def metric(self, ranker: str, name: str, k: int | None = None) -> float:
         """Mean of ``name`` (e.g. ``"ndcg"``) at ``k`` (default: the main k) for ``ranker``."""
@@ -119,6 +137,7 @@ class EvaluationResult:
             "rating_errors": self.rating_errors,
             "settings": self.settings,
             "summary": self.summary(),
+            "diversity_curve": None if self.diversity_curve is None else self.diversity_curve.to_dict(),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -128,13 +147,25 @@ class EvaluationResult:
     def table_rows(self, k: int | None = None) -> tuple[list[str], list[list[str]]]:
         """Header and rows (ranker x metric at k, 4 decimals) for any table renderer."""
         cutoff = self.k if k is None else k
-        columns = [*METRIC_NAMES, "coverage"]
+        columns = [*METRIC_NAMES, *self.beyond_accuracy(cutoff)]
         header = ["ranker", *(f"{name}@{cutoff}" for name in columns)]
         rows = [
             [name, *(f"{ranker.metrics[f'{metric}@{cutoff}']:.4f}" for metric in columns)]
             for name, ranker in self.rankers.items()
         ]
         return header, rows
+
+    def beyond_accuracy(self, k: int | None = None) -> list[str]:
+        """Names of the beyond-accuracy metrics every ranker has at k (coverage first)."""
+        cutoff = self.k if k is None else k
+        names = [*BEYOND_ACCURACY, *sorted({m.split("@")[0] for r in self.rankers.values() for m in r.metrics})]
+        present = [
+            name
+            for name in names
+            if name not in METRIC_NAMES
+            and all(f"{name}@{cutoff}" in ranker.metrics for ranker in self.rankers.values())
+        ]
+        return list(dict.fromkeys(present))
 
     def to_markdown(self, k: int | None = None) -> str:
         """A Markdown table of every ranker at k, then the summary sentences."""
