@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from two_stage_rec.candidates import (
+    CandidateSource,
     ItemItemSource,
     PopularitySource,
     TowerSource,
@@ -61,7 +64,7 @@ def test_popularity_source_counts_events() -> None:
 
 
 def test_merge_takes_each_sources_best_once_and_scores_every_candidate() -> None:
-    sources = {
+    sources: dict[str, CandidateSource] = {
         "tower": tower(),
         "item_item": ItemItemSource.fit(log(), ITEMS, l2=1.0),
         "pop": PopularitySource(log(), ITEMS),
@@ -115,7 +118,7 @@ class FixedScores:
     def item_ids(self) -> tuple[str, ...]:
         return self._items
 
-    def scores(self, users: list[str]) -> np.ndarray:
+    def scores(self, users: Sequence[str]) -> np.ndarray:
         return self._scores[[int(user[1:]) for user in users]]
 
 
@@ -157,3 +160,35 @@ def test_merge_equals_a_brute_force_reference_with_ties_and_exclusions(n_users: 
             got = {c for c, hit in zip(real, merged.retrieved_by[name][row].tolist(), strict=False) if hit}
             assert got == own[name][row] & set(real)
     assert merged.columns.shape[1] == max(len(e) for e in expected)
+
+
+def test_one_user_merges_as_in_a_batch() -> None:
+    """One user takes its own path (1-D rows): the same candidates, scores and flags as the batch's row."""
+    rng = np.random.default_rng(5)
+    items = [f"i{j}" for j in range(40)]
+    users = [f"u{i}" for i in range(12)]
+    values = np.array([-1.0, -0.0, 0.0, 0.5, 2.0], dtype=np.float32)
+    sources = {name: FixedScores(rng.choice(values, size=(12, 40)), items) for name in ("x", "y", "z")}
+    depth = {"x": 6, "z": 5, "y": 0}
+    exclude = [
+        set(rng.choice(items, size=int(rng.integers(0, 38)), replace=False).tolist()) | {"stranger"} for _ in users
+    ]
+    exclude[0] = set(items)  # nothing left
+    exclude[1] = set(items[2:])  # fewer left than the depths
+    batch = merge_candidates(sources, depth, users, exclude=exclude)
+    dense = {name: source.scores(users) for name, source in sources.items()}
+    allowed = np.array([[item not in skip for item in items] for skip in exclude])
+    expected, own = reference_merge(dense, depth, allowed)
+    for row, user in enumerate(users):
+        one = merge_candidates(sources, depth, [user], exclude=[exclude[row]])
+        count = int(batch.counts[row])
+        assert one.columns.shape == (1, count) and one.counts.tolist() == [count]
+        assert one.columns[0].tolist() == batch.columns[row, :count].tolist() == expected[row]
+        assert one.ids[0].tolist() == batch.ids[row, :count].tolist()
+        for name in sources:
+            np.testing.assert_array_equal(one.scores[name][0], batch.scores[name][row, :count])
+            np.testing.assert_array_equal(one.retrieved_by[name][0], batch.retrieved_by[name][row, :count])
+            got = {c for c, hit in zip(one.columns[0].tolist(), one.retrieved_by[name][0].tolist(), strict=True) if hit}
+            assert got == own[name][row] & set(expected[row])
+    alone = merge_candidates(sources, depth, ["u3"])
+    assert alone.columns[0].tolist() == merge_candidates(sources, depth, ["u3", "u4"]).columns[0].tolist()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from two_stage_rec.candidates import TowerSource, merge_candidates
+from two_stage_rec.candidates import MergedCandidates, TowerSource, merge_candidates
 from two_stage_rec.datasets import Catalogue, Interactions
 from two_stage_rec.embedders.table import TableEmbedder
 from two_stage_rec.errors import InvalidInputError, ModelError
@@ -87,6 +87,45 @@ def test_features_have_one_named_column_each_and_nan_padding() -> None:
     genre = features[..., names.index("affinity:genre")][present]
     assert ((genre >= 0) & (genre <= 1 + 1e-6)).all()
     assert np.isnan(features[..., names.index("scoring:score")][present]).all()  # no scoring model given
+
+
+class HalfDot:
+    """A scoring model: half the dot product plus one (any deterministic pair score will do)."""
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = ((users * items).sum(axis=1) * 0.5 + 1.0).astype(np.float32)
+        return scores
+
+
+def twice(merged: MergedCandidates) -> MergedCandidates:
+    """One user's candidates as two identical rows: the batch path's input for the same numbers."""
+    return MergedCandidates(
+        users=merged.users * 2,
+        item_ids=merged.item_ids,
+        columns=np.repeat(merged.columns, 2, axis=0),
+        counts=np.repeat(merged.counts, 2),
+        scores={name: np.repeat(s, 2, axis=0) for name, s in merged.scores.items()},
+        retrieved_by={name: np.repeat(r, 2, axis=0) for name, r in merged.retrieved_by.items()},
+    )
+
+
+@pytest.mark.parametrize("recent", [5, 12])  # 12: longer than every history, so the recent slots are padded
+def test_one_users_features_equal_the_batch_paths(recent: int) -> None:
+    """One user takes the 1-D path; the batch path over the same candidates is the reference, bit for bit."""
+    train, _, users, items_embedder, catalogue, items = world()
+    with_new = TableEmbedder([*users.keys, "new"], np.vstack([users.vectors, np.ones((1, 4), np.float32)]))
+    built = stage(train, with_new, items_embedder, catalogue, items)
+    tower = built.sources["tower"]
+    assert isinstance(tower, TowerSource)
+    seen = train.items_by_user()
+    for scoring in (HalfDot(), None):
+        features = CandidateFeatures(train, tower, scoring=scoring, catalogue=catalogue, recent=recent)
+        for user in ("u0", "u1", "u7", "new"):  # "new" has no history
+            one = merge_candidates(built.sources, built.depth, [user], exclude=[seen.get(user, set())])
+            single = features.build(one)
+            assert single.shape == (1, one.columns.shape[1], len(built.feature_names))
+            assert single.dtype == np.float32 and not np.isnan(single).all(axis=2).any()
+            np.testing.assert_array_equal(single[0], features.build(twice(one))[0])
 
 
 def test_features_reject_candidates_over_another_item_list() -> None:

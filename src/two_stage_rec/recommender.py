@@ -940,6 +940,8 @@ def _candidate_columns(result: QueryResult, excluded: list[frozenset[str]], cand
 
 
 def _check_policies(policies: Sequence[Policy]) -> list[Policy]:
+    if not policies:  # the common case, before the (slow) runtime protocol check
+        return []
     if isinstance(policies, Policy):
         return [policies]
     chosen = list(policies)

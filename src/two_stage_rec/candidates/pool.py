@@ -141,6 +141,8 @@ def merge_candidates(
     user_list = tuple(users)
     if exclude is not None and len(exclude) != len(user_list):
         raise InvalidInputError(f"exclude has {len(exclude)} rows for {len(user_list)} users")
+    if len(user_list) == 1:
+        return _merge_one(sources, depth, (user_list[0],), items, None if exclude is None else exclude[0])
     n, m = len(user_list), len(items)
     allowed = np.ones((n, m), dtype=bool)
     if exclude is not None:
@@ -198,6 +200,82 @@ def merge_candidates(
         scores=scores,
         retrieved_by=retrieved_by,
     )
+
+
+def _merge_one(
+    sources: Mapping[str, CandidateSource],
+    depth: Mapping[str, int],
+    users: tuple[str],
+    items: tuple[str, ...],
+    exclude: Collection[str] | None,
+) -> MergedCandidates:
+    """:func:`merge_candidates` for one user, on 1-D rows.
+
+    The batch path's (n, m) masks, stacked blocks and per-row compactions cost
+    more than the work itself for one row; here each retrieving source's
+    ranking is one partition of its scores and one sort of its reach, and
+    "taken" is a boolean row over the items. Same order, same candidates.
+    """
+    index = _item_index(items)
+    m = len(items)
+    barred = np.zeros(0, dtype=np.int64)
+    if exclude:
+        barred = np.fromiter(map(index.column_of.get, exclude, repeat(-1)), dtype=np.int64, count=len(exclude))
+        barred = barred[barred >= 0]
+    dense = {
+        name: np.asarray(source.scores(list(users)), dtype=np.float32).reshape(-1) for name, source in sources.items()
+    }
+    taken = np.zeros(m, dtype=bool)
+    picked: list[npt.NDArray[np.int64]] = []
+    own_top: dict[str, npt.NDArray[np.int64]] = {}
+    before = 0
+    for name in sources:
+        wanted = depth.get(name, 0)
+        if wanted <= 0:
+            continue
+        # The first depth + (depths before) of its ranking hold its picks, whatever the others took.
+        ranked = _rank_row(dense[name], barred, wanted + before)
+        own_top[name] = ranked[:wanted]
+        fresh = ranked[~taken[ranked]][:wanted] if before else own_top[name]
+        taken[fresh] = True
+        picked.append(fresh)
+        before += wanted
+    merged = np.concatenate(picked) if len(picked) > 1 else picked[0] if picked else np.zeros(0, dtype=np.int64)
+    retrieved_by: dict[str, npt.NDArray[np.bool_]] = {}
+    for name in sources:
+        if name in own_top:
+            mark = np.zeros(m, dtype=bool)
+            mark[own_top[name]] = True
+            retrieved_by[name] = mark[merged][None, :]
+        else:
+            retrieved_by[name] = np.zeros((1, merged.size), dtype=bool)
+    return MergedCandidates(
+        users=users,
+        item_ids=items,
+        columns=merged[None, :],
+        counts=np.array([merged.size], dtype=np.int64),
+        scores={name: row[merged][None, :] for name, row in dense.items()},
+        retrieved_by=retrieved_by,
+    )
+
+
+def _rank_row(scores: npt.NDArray[np.float32], barred: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
+    """The best ``k`` columns of one float32 (m,) row outside ``barred``, best first (fewer if fewer remain).
+
+    The order of :func:`~two_stage_rec.scoring.top_k_rows` (score descending, then
+    column ascending): a partition finds the k-th best score, every column at
+    least as good is kept (ties at the boundary included), and a stable sort of
+    those few, in column order, by score breaks ties by column.
+    """
+    values = scores.copy()
+    values[barred] = -np.inf  # scores are finite: -inf marks the barred columns
+    m = values.size
+    kth = np.partition(values, m - k)[m - k] if k < m else np.float32(-np.inf)
+    found = np.flatnonzero(values >= kth)
+    if kth == -np.inf:
+        found = found[values[found] > -np.inf]
+    best: npt.NDArray[np.int64] = found[np.argsort(-values[found], kind="stable")[:k]]
+    return best
 
 
 def _rank_stacked(

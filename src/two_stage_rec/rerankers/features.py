@@ -188,6 +188,8 @@ class CandidateFeatures:
         for c, tags in enumerate(item_genres):
             self._genres[c, [genre_column[g] for g in tags]] = 1.0
         self._years = years
+        # The per-item features as one (3, m) table: one gather per request instead of three.
+        self._item_table = np.stack([self._log_share, self._mean_rating, years])
         self._genre_norm_squared = self._genres.sum(axis=1)  # flags are 0/1
         self._unit_vectors = normalize_rows(tower.item_vectors).astype(np.float64)
 
@@ -230,6 +232,8 @@ class CandidateFeatures:
         """
         if candidates.item_ids is not self.item_ids and tuple(candidates.item_ids) != tuple(self.item_ids):
             raise InvalidInputError("the candidates were merged over another item list than the towers'")
+        if candidates.columns.shape[0] == 1 and candidates.counts[0] == candidates.columns.shape[1]:
+            return self._build_one(candidates)
         present = candidates.present
         n, width = present.shape
         sources = list(candidates.scores)
@@ -314,4 +318,77 @@ class CandidateFeatures:
         # One stack casts every block to float32 (each value rounded once); padding is set to NaN after.
         out: npt.NDArray[np.float32] = np.stack(blocks, axis=2, dtype=np.float32)
         out[~present] = np.nan
+        return out
+
+    def _build_one(self, candidates: MergedCandidates) -> npt.NDArray[np.float32]:
+        """:meth:`build` for one user without padding: the same operations on 1-D rows.
+
+        The batch path's per-user bookkeeping (segments, masks, padded blocks)
+        costs more than the features of one user's hundred candidates. Each
+        value is computed by the same formula, in the same order of additions,
+        as the batch path computes it, so both give the same float32 features.
+        """
+        columns = candidates.columns[0]
+        width = columns.size
+        sources = list(candidates.scores)
+        s = len(sources)
+        # Rows of a (F, width) float64 block, each value rounded to float32 once at the end.
+        block = np.empty((4 * s + len(CONTEXT_FEATURES), width))
+        scored = np.empty((s + 1, width))  # the sources' scores, then the scoring model's
+        for i, name in enumerate(sources):
+            scored[i] = candidates.scores[name][0]
+        with_scoring = self._scoring is not None and width > 0
+        if with_scoring:
+            assert self._scoring is not None
+            user = self._tower.user_vectors(list(candidates.users))
+            pairs = self._scoring.score(np.repeat(user, width, axis=0), self._tower.item_vectors[columns])
+            scored[s] = np.asarray(pairs, dtype=np.float64).reshape(-1)
+        else:
+            scored[s] = np.nan
+        ranks = np.argsort(np.argsort(-scored, axis=1, kind="stable"), axis=1, kind="stable")
+        best = np.fmax.reduce(scored[:s], axis=1, initial=-np.inf, keepdims=True)
+        block[0 : 4 * s : 4] = scored[:s]
+        block[1 : 4 * s : 4] = scored[:s] - best
+        block[2 : 4 * s : 4] = ranks[:s]
+        for i, name in enumerate(sources):
+            block[4 * i + 3] = candidates.retrieved_by[name][0]
+        c = 4 * s
+        block[c] = scored[s]
+        block[c + 1] = ranks[s] if with_scoring else np.nan
+        block[c + 2 : c + 5] = self._item_table[:, columns]  # log share, mean rating, year
+        item_years = block[c + 4]
+        seen = self._history.get(candidates.users[0])
+        if seen is None or seen.size == 0:
+            block[c + 5] = 0.0  # activity
+            block[c + 6] = 0.0  # genre affinity with an empty profile
+            block[c + 7 :] = np.nan
+        else:
+            count = seen.size
+            block[c + 5] = np.log1p(count)
+            profile = self._genres[seen].sum(axis=0)  # small integers: exact in any order
+            profile_norm = np.sqrt((profile * profile).sum())
+            dot = self._genres[columns] @ profile
+            denominator = np.sqrt(self._genre_norm_squared[columns]) * profile_norm
+            block[c + 6] = np.divide(dot, denominator, out=np.zeros_like(dot), where=denominator > 0)
+            years = self._years[seen]
+            unknown = np.isnan(years)
+            known = count - int(unknown.sum())
+            year_sum = np.add.reduceat(np.where(unknown, 0.0, years), [0])[0]  # the batch path's sum
+            block[c + 7] = item_years - (year_sum / known if known else np.nan)
+            seen_vectors = self._unit_vectors[seen]
+            candidate_vectors = self._unit_vectors[columns]
+            taken = min(count, self._recent)
+            slot = np.arange(self._recent)
+            latest = np.where(slot < taken, count - taken + slot, 0)  # padded as in the batch path
+            similarity = candidate_vectors @ seen_vectors[latest].T  # (width, recent)
+            if taken < self._recent:
+                block[c + 8] = np.where(slot < taken, similarity, -np.inf).max(axis=1)
+                block[c + 9] = np.where(slot < taken, similarity, 0.0).sum(axis=1) / taken
+            else:
+                block[c + 8] = similarity.max(axis=1)
+                block[c + 9] = similarity.sum(axis=1) / taken
+            direction = np.add.reduceat(seen_vectors, [0], axis=0)[0]  # the batch path's sum
+            norm = np.sqrt(direction.dot(direction))
+            block[c + 10] = candidate_vectors @ (direction / norm) if norm > 0 else np.nan
+        out: npt.NDArray[np.float32] = np.ascontiguousarray(block.T, dtype=np.float32)[None]
         return out
