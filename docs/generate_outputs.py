@@ -3,7 +3,8 @@
 * ``docs/guides/cli.md``: every command's ``--help`` (the first ``text`` block
   after each ``## two-stage-rec ...`` heading, and the top-level one).
 * ``docs/guides/serving.md``: the answers of the three example requests (the
-  ``console`` block after "## From the command line"), asked of the service
+  ``console`` block after "## From the command line") and of the two request
+  options examples (the one after "## Request options"), asked of the service
   built by ``two-stage-rec serve`` for a bundle you name.
 
 Usage (from the repository root)::
@@ -36,6 +37,12 @@ SERVING_REQUESTS: list[tuple[str, dict[str, object] | None]] = [
     ("/recommendations", {"user_ids": ["1", "2"], "k": 2, "filter": {"year": {"$lt": 1980}}}),  # POST
     ("/recommendations/somebody-new?k=1", None),  # GET
 ]
+
+OPTION_REQUESTS: list[tuple[str, dict[str, object] | None]] = [
+    ("/recommendations/somebody-new?k=2&history=50,172,181&explain=true", None),  # GET: fold-in, explained
+    ("/recommendations", {"user_ids": ["42"], "k": 3, "policies": {"mmr": 0.3, "max_per": {"genres": 1}}}),  # POST
+]
+OPTIONS_HEADING = "## Request options"
 
 
 def help_text(args: list[str]) -> list[str]:
@@ -102,23 +109,17 @@ def compact(answer: dict[str, object]) -> str:
     return _one_user(answer, "")
 
 
-def service_answers(models: Path) -> list[str]:
+def service_answers(models: Path, requests: list[tuple[str, dict[str, object] | None]]) -> list[str]:
     """The example requests and their answers, as console lines."""
     from fastapi.testclient import TestClient
 
     from two_stage_rec.assembly import assemble
-    from two_stage_rec.serving import create_app
+    from two_stage_rec.serving.app import create_bundle_app
 
-    served = assemble(models, store="faiss")
-    catalogue = served.bundle.catalogue
-    app = create_app(
-        served.recommender,
-        item_titles={item: catalogue.label(item) for item in catalogue.item_ids},
-        seen_items=served.bundle.seen_items,
-    )
+    app = create_bundle_app(assemble(models, store="faiss"), path=models)  # what `serve` builds
     lines: list[str] = []
     with TestClient(app) as client:
-        for path, body in SERVING_REQUESTS:
+        for path, body in requests:
             if body is None:
                 lines.append(f'$ curl -s "localhost:8000{path}"')
                 answer = client.get(path)
@@ -131,15 +132,21 @@ def service_answers(models: Path) -> list[str]:
             answer.raise_for_status()
             lines.append(compact(answer.json()))
             lines.append("")
-    served.close()
     return lines[:-1]
+
+
+def _replace_console_block(text: str, heading: str, lines: list[str]) -> str:
+    """``text`` with the first ``console`` block after ``heading`` replaced by ``lines``."""
+    start = text.index("```console\n", text.index(heading)) + len("```console\n")
+    end = start - 1 if text.startswith("```", start) else text.index("\n```", start)  # an empty block
+    return text[:start] + "\n".join(lines) + text[end:]
 
 
 def generate_serving(models: Path) -> None:
     text = SERVING_PAGE.read_text(encoding="utf-8")
-    start = text.index("```console\n", text.index("## From the command line")) + len("```console\n")
-    end = text.index("\n```", start)
-    SERVING_PAGE.write_text(text[:start] + "\n".join(service_answers(models)) + text[end:], encoding="utf-8")
+    text = _replace_console_block(text, "## From the command line", service_answers(models, SERVING_REQUESTS))
+    text = _replace_console_block(text, OPTIONS_HEADING, service_answers(models, OPTION_REQUESTS))
+    SERVING_PAGE.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
