@@ -11,7 +11,9 @@ Speed benchmarks (the default set):
   TensorFlow latency, Pinecone store throughput, HTTP service latency;
 * ``store_comparison``: memory, FAISS, pgvector and the Pinecone client side by
   side on one catalogue (indexing, query p50/p99, recall@50, filters);
-* ``request_options``: the cost of ``explain``, fold-in and policies per request.
+* ``request_options``: the cost of ``explain``, fold-in and policies per request;
+* ``batch_scoring``: ``recommend --users-file`` for many users, one process and
+  a local Dask cluster (users/s, memory).
 
 Quality benchmarks (``--all`` or by name):
 
@@ -75,6 +77,7 @@ SCRIPTS: dict[str, Script] = {
     "request_options": Script(("--rounds", "100")),
     "diversity": Script(None, speed=False),
     "fold_in": Script(None, speed=False),
+    "batch_scoring": Script(("--users", "20000", "--items", "5000")),
 }
 """Name -> script. ``scale`` chooses its own quick output file; the others get ``--out``."""
 
