@@ -131,3 +131,25 @@ def test_the_license_text_matches_the_declared_license() -> None:
     text = (root / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License") and "two_stage_rec developers" in text
     assert 'license = "MIT"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_every_error_survives_pickling() -> None:
+    """Errors cross process boundaries (Dask workers, service workers) with their message and attributes."""
+    import pickle
+
+    from two_stage_rec import errors
+
+    custom: dict[type[Exception], Exception] = {
+        errors.MissingDependencyError: errors.MissingDependencyError("faiss", "faiss"),
+        errors.DimensionMismatchError: errors.DimensionMismatchError(32, 16, "user embeddings"),
+        errors.DuplicateIdError: errors.DuplicateIdError(["a", "a"]),
+        errors.UnknownKeyError: errors.UnknownKeyError(["x"], what="item id"),
+        errors.UnknownUserError: errors.UnknownUserError(["u1", "u2"]),
+        errors.PartialWriteError: errors.PartialWriteError("batch 2 failed", written_ids=["a"], failed_ids=["b"]),
+    }
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        error = custom.get(cls) or cls("something went wrong")
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is cls and str(copy) == str(error), name
+        assert vars(copy) == vars(error), name

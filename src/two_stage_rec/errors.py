@@ -37,7 +37,9 @@ No error text ever contains an API key.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -87,10 +89,11 @@ class MissingDependencyError(TwoStageRecError, ImportError):
     def __init__(self, package: str, extra: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{package!r} is not installed. Install it with: "
-            f'pip install "two-stage-rec[{extra}]"'
-        )
+        super().__init__(f'{package!r} is not installed. Install it with: pip install "two-stage-rec[{extra}]"')
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Dask workers, the service's workers): rebuild from the arguments.
+        return (type(self), (self.package, self.extra))
 
 
 class InvalidInputError(TwoStageRecError, ValueError):
@@ -103,7 +106,11 @@ class DimensionMismatchError(InvalidInputError):
     def __init__(self, expected: int, got: int, what: str = "vectors") -> None:
         self.expected = expected
         self.got = got
+        self.what = what
         super().__init__(f"{what} have dimension {got}, expected {expected}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.expected, self.got, self.what))
 
 
 class NonFiniteVectorError(InvalidInputError):
@@ -120,6 +127,9 @@ class DuplicateIdError(InvalidInputError):
     def __init__(self, duplicates: Sequence[str]) -> None:
         self.duplicates = list(duplicates)
         super().__init__(f"duplicate ids in one batch: {_preview(self.duplicates)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.duplicates,))
 
 
 class InvalidIdError(InvalidInputError):
@@ -151,8 +161,12 @@ class UnknownKeyError(TwoStageRecError, KeyError):
 
     def __init__(self, keys: Sequence[str], what: str = "key") -> None:
         self.keys = list(keys)
+        self.what = what
         self.message = f"unknown {what}(s): {_preview(self.keys)}"
         super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.keys, self.what))
 
     def __str__(self) -> str:
         # KeyError's own __str__ would wrap the message in quotes.
@@ -164,6 +178,9 @@ class UnknownUserError(UnknownKeyError):
 
     def __init__(self, keys: Sequence[str]) -> None:
         super().__init__(keys, what="user")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.keys,))
 
 
 class StoreError(TwoStageRecError, RuntimeError):
@@ -182,15 +199,18 @@ class PartialWriteError(StoreError):
         failed_ids: ids that were not written (or whose write is unconfirmed).
     """
 
-    def __init__(
-        self, message: str, *, written_ids: Sequence[str], failed_ids: Sequence[str]
-    ) -> None:
+    def __init__(self, message: str, *, written_ids: Sequence[str], failed_ids: Sequence[str]) -> None:
         self.written_ids = list(written_ids)
         self.failed_ids = list(failed_ids)
+        self.reason = message
         super().__init__(
             f"{message}: {len(self.written_ids)} ids written, "
             f"{len(self.failed_ids)} not written: {_preview(self.failed_ids)}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild = functools.partial(type(self), written_ids=self.written_ids, failed_ids=self.failed_ids)
+        return (rebuild, (self.reason,))
 
 
 class StoreUnavailableError(StoreError):
