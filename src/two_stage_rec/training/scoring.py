@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from two_stage_rec.datasets.interactions import Interactions
 from two_stage_rec.rerankers.mlp import MLPReranker
+from two_stage_rec.training._linear_term import fold_linear_term
 from two_stage_rec.training._tf import keras, tf
 from two_stage_rec.training.config import RetrievalConfig, ScoringConfig
 from two_stage_rec.training.data import NegativeSampler, event_weights
@@ -70,34 +71,47 @@ class _MLP:
         self.layers.append(
             keras.layers.Dense(1, name="scoring_output", bias_initializer=keras.initializers.Constant(initial_output))
         )
+        # Starts at zero: the model begins as the plain MLP and the term grows only where it helps.
+        self.linear = (
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="scoring_linear")
+            if config.linear_term
+            else None
+        )
         self(tf.zeros([1, user_dimension + item_dimension]))
 
     def __call__(self, pairs: Any, *, training: bool = False) -> Any:
         """Scores, float32 (n,), for pairs (n, d_user + d_item); ``training``
-        applies dropout after each hidden layer (the export has none: inference)."""
-        x = pairs
+        applies dropout after each hidden layer (the export has none: inference).
+        The linear term, when configured, reads the first layer's input and is never dropped."""
+        inputs = pairs
         if self.product:
-            x = tf.concat([x, x[:, : self.user_dimension] * x[:, self.user_dimension :]], axis=1)
+            inputs = tf.concat([inputs, inputs[:, : self.user_dimension] * inputs[:, self.user_dimension :]], axis=1)
+        x = inputs
         for layer in self.layers[:-1]:
             x = layer(x)
             if training and self.dropout > 0:
                 x = self._dropout(x, training=True)
-        return self.layers[-1](x)[:, 0]
+        output = self.layers[-1](x)[:, 0]
+        if self.linear is not None:
+            output += self.linear(inputs)[:, 0]
+        return output
+
+    def _all_layers(self) -> list[Any]:
+        return self.layers if self.linear is None else [*self.layers, self.linear]
 
     @property
     def trainable_variables(self) -> list[Any]:
-        return [v for layer in self.layers for v in layer.trainable_variables]
+        return [v for layer in self._all_layers() for v in layer.trainable_variables]
 
     def kernels(self) -> list[Any]:
-        return [layer.kernel for layer in self.layers]
+        return [layer.kernel for layer in self._all_layers()]
 
     def reranker(self, features: Any) -> MLPReranker:
-        return MLPReranker(
-            [np.asarray(layer.kernel.numpy()) for layer in self.layers],
-            [np.asarray(layer.bias.numpy()) for layer in self.layers],
-            user_dimension=self.user_dimension,
-            features=features,
-        )
+        weights = [np.asarray(layer.kernel.numpy()) for layer in self.layers]
+        biases = [np.asarray(layer.bias.numpy()) for layer in self.layers]
+        if self.linear is not None:
+            weights, biases = fold_linear_term(weights, biases, np.asarray(self.linear.kernel.numpy()))
+        return MLPReranker(weights, biases, user_dimension=self.user_dimension, features=features)
 
 
 def _values(variables: list[Any]) -> list[npt.NDArray[np.float32]]:
