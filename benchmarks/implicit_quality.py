@@ -51,6 +51,7 @@ from two_stage_rec import Recommender
 from two_stage_rec.datasets import Interactions
 from two_stage_rec.evaluation import evaluate
 from two_stage_rec.evaluation.movielens_protocols import protocol_spec, split_for_protocol
+from two_stage_rec.rerankers.ranking_stage import RankingStage
 from two_stage_rec.stores.memory import InMemoryVectorStore
 from two_stage_rec.training import TrainingConfig
 from two_stage_rec.training.blend import PIPELINE_CONFIG, train_pipeline
@@ -72,7 +73,7 @@ NOTES = [
     "pessimistic estimate, which favours 'none' (seed 44 here).",
 ]
 # evaluate() calls the second stage without a reranker "retrieval"; train_pipeline calls it "none".
-RANKER_OF_STAGE = {"none": "retrieval", "scoring": "scoring", "blend": "blend"}
+RANKER_OF_STAGE = {"none": "retrieval", "scoring": "scoring", "blend": "blend", "ranker": "ranker"}
 
 
 def _scoring(**changes: Any) -> TrainingConfig:
@@ -116,6 +117,17 @@ def tune(train: Interactions) -> dict[str, Any]:
     return tried
 
 
+def _stages(stage: RankingStage | None) -> dict[str, Any]:
+    """The learned ranking stage as evaluate()'s own-candidates stage (when training fitted one)."""
+    if stage is None:
+        return {}
+
+    def ranker(users: list[str], exclude: list[set[str]], depth: int) -> Any:
+        return stage.recommend(users, depth, exclude=exclude)
+
+    return {"ranker": ranker}
+
+
 def run(feedback: str, seed: int, *, resamples: int) -> dict[str, Any]:
     train, test = logs(feedback)
     config = dataclasses.replace(PIPELINE_CONFIG, seed=seed)
@@ -138,6 +150,7 @@ def run(feedback: str, seed: int, *, resamples: int) -> dict[str, Any]:
         cutoffs=(1, 5, 10, 20),
         candidates=50,
         rerankers={"blend": trained.blend, "scoring": models.reranker},
+        stages=_stages(trained.ranking_stage),
         n_resamples=resamples,
         seed=0,
     )
