@@ -171,8 +171,29 @@ def wait_ready(children: dict[str, tuple[subprocess.Popen[bytes], str]], timeout
             time.sleep(0.2)
 
 
-def run_wrk(wrk: str, base_url: str, script: Path, connections: int, duration_s: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by process ``pid`` and its children's live processes
+    (``--workers``), from ``/proc``; None where there is no ``/proc``."""
+    total = 0.0
+    pending = [pid]
+    try:
+        while pending:
+            current = pending.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(child) for child in children)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def run_wrk(
+    wrk: str, base_url: str, script: Path, connections: int, duration_s: float, server_pid: int | None = None
+) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds(server_pid) if server_pid is not None else None
     command = [
         wrk,
         "-t1",
@@ -187,7 +208,16 @@ def run_wrk(wrk: str, base_url: str, script: Path, connections: int, duration_s:
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("WRKJSON "))
     raw = json.loads(line.removeprefix("WRKJSON "))
+    cpu_after = cpu_seconds(server_pid) if server_pid is not None else None
     errors = sum(raw[key] for key in ("connect", "read", "write", "status", "timeout"))
+    # The server's CPU time per answered request: what the service's own code costs, and far
+    # less sensitive than requests/s to other jobs taking the cores (it inflates a little with
+    # cache and frequency effects, but does not count time spent waiting for a core).
+    cpu_ms = (
+        round((cpu_after - cpu_before) * 1e3 / raw["requests"], 3)
+        if cpu_before is not None and cpu_after is not None and raw["requests"]
+        else None
+    )
     return {
         "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "requests": raw["requests"],
@@ -197,16 +227,19 @@ def run_wrk(wrk: str, base_url: str, script: Path, connections: int, duration_s:
         "max_ms": round(raw["max_us"] / 1e3, 2),
         "errors": errors,
         "error_kinds": {key: raw[key] for key in ("connect", "read", "write", "status", "timeout") if raw[key]},
+        "server_cpu_ms_per_request": cpu_ms,
         "loadavg_1min_before": round(load_before, 2),
     }
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    cpu = [r["server_cpu_ms_per_request"] for r in runs if r.get("server_cpu_ms_per_request") is not None]
     return {
         "requests_per_s": round(median(r["requests_per_s"] for r in runs), 1),
         "p50_ms": round(median(r["p50_ms"] for r in runs), 2),
         "p99_ms": round(median(r["p99_ms"] for r in runs), 2),
         "errors": sum(r["errors"] for r in runs),
+        "server_cpu_ms_per_request": round(median(cpu), 3) if cpu else None,
         "rounds": len(runs),
     }
 
@@ -243,7 +276,8 @@ def main() -> None:
                 shuffle.shuffle(pairs)
                 for name, case in pairs:
                     endpoint, connections = CASES[case]
-                    result = run_wrk(wrk, children[name][1], scripts[endpoint], connections, duration)
+                    child, base_url = children[name]
+                    result = run_wrk(wrk, base_url, scripts[endpoint], connections, duration, child.pid)
                     runs[name][case].append(result)
                     print(
                         f"round {round_number + 1}/{rounds} {name:>20} {case:>22}: "

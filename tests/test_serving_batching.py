@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -443,3 +444,14 @@ def test_the_fast_json_is_what_the_pydantic_models_render() -> None:
         items=[RecommendedItem.from_recommendation(r, titles.get(r.item_id), titles.get) for r in recommendations],
     )
     assert fast == models.model_dump_json().encode()
+
+
+def test_the_fast_json_renders_what_orjson_refuses_as_pydantic_does() -> None:
+    from pydantic_core import to_json
+
+    from two_stage_rec.serving.schemas import recommendations_json, user_recommendations
+
+    huge = 2**70  # beyond orjson's 64-bit integers
+    body = user_recommendations("u1", [Recommendation("7", 2.5, 0.25, {"views": huge}, "reranked")], lambda r: None)
+    assert recommendations_json(body) == to_json(body, inf_nan_mode="null")
+    assert json.loads(recommendations_json(body))["items"][0]["metadata"] == {"views": huge}

@@ -224,3 +224,20 @@ def test_enable_access_log_writes_bare_json_lines_once(monkeypatch: pytest.Monke
     monkeypatch.setattr(handler, "stream", stream)
     logger.info('{"status":200}')
     assert stream.getvalue() == '{"status":200}\n'
+
+
+# ------------------------------------------------------------ garbage collection
+
+
+def test_a_serving_process_freezes_what_it_loaded_out_of_full_collections() -> None:
+    import gc
+
+    from two_stage_rec.serving.server import freeze_loaded_objects
+
+    loaded = [{"item": str(i)} for i in range(1000)]  # what a bundle leaves on the heap
+    try:
+        freeze_loaded_objects()
+        assert gc.get_freeze_count() >= len(loaded)
+        assert not any(obj is loaded[0] for obj in gc.get_objects())  # the collector no longer walks it
+    finally:
+        gc.unfreeze()  # give the test process its collector back

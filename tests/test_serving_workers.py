@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _recommendations_counted(metrics: str) -> float:
+    """The total of ``two_stage_rec_http_requests_total`` for ``GET /recommendations/{user_id}``, 200."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "two_stage_rec_http_requests_total"
+        and sample.labels == {"endpoint": "/recommendations/{user_id}", "method": "GET", "status": "200"}
+    )
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
@@ -93,6 +107,13 @@ def test_serve_with_two_worker_processes(tmp_path: Path, movielens_dir: Path) ->
                 assert time.monotonic() < deadline, "the workers did not become ready"
                 time.sleep(0.2)
             answers = {user: http.get(f"/recommendations/{user}", params={"k": 5}) for user in ("1", "42", "900")}
+            # New connections from several threads, so that both workers accept some.
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda n: httpx.get(f"{base_url}/recommendations/{n}").status_code, range(40)))
+            assert statuses == [200] * 40
+            # /metrics adds up every worker's counts, whichever worker answers the scrape.
+            scraped = [_recommendations_counted(httpx.get(f"{base_url}/metrics").text) for _ in range(6)]
+            assert scraped == [43.0] * 6
             # The supervisor and its two workers (plus multiprocessing's resource tracker).
             workers = [c for c in _children(server.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
             assert len(workers) == 2

@@ -41,7 +41,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -56,7 +56,9 @@ from fastapi import Path as PathParameter  # noqa: E402
 from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
+from fastapi.routing import APIRoute  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
 from two_stage_rec import __version__  # noqa: E402
@@ -73,6 +75,7 @@ from two_stage_rec.filters import compile_filter  # noqa: E402
 from two_stage_rec.policies.base import Policy  # noqa: E402
 from two_stage_rec.policies.spec import PolicySpec, parse_policies  # noqa: E402
 from two_stage_rec.recommender import History, Recommendation, Recommender  # noqa: E402
+from two_stage_rec.serving._fast_path import PlainRecommendationPath  # noqa: E402
 from two_stage_rec.serving.admin import AdminToken, BundleLoader, install_admin_routes  # noqa: E402
 from two_stage_rec.serving.batching import BatchingSettings, MicroBatcher, recommend_each  # noqa: E402
 from two_stage_rec.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE  # noqa: E402
@@ -136,6 +139,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 UserIdPath = Annotated[
     str, PathParameter(min_length=1, max_length=MAX_ID_LENGTH, description="The user's id, e.g. `42`.")
 ]
+DEFAULT_K = 5
 KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="Recommendations wanted.")]
 CandidatesQuery = Annotated[
     int | None,
@@ -279,8 +283,12 @@ def _parse_filter(raw: str | None) -> str | None:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
-def _only_known_parameters(request: Request) -> None:
-    """Unknown query parameters are a mistake (a misspelt ``filter`` would silently answer unfiltered): 422."""
+async def _only_known_parameters(request: Request) -> None:
+    """Unknown query parameters are a mistake (a misspelt ``filter`` would silently answer unfiltered): 422.
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a hop per request for a set difference.
+    """
     unknown = sorted(set(request.query_params) - _GET_PARAMETERS)
     if unknown:
         raise RequestValidationError(
@@ -509,14 +517,6 @@ def _build_app(
             "index, rerank them with a scoring model. Every score is higher-is-better."
         ),
     )
-    # add_middleware wraps what is already there: the access log is outermost (it sees every
-    # answer, 413s included, and times all of it), the body limit innermost (metrics count its 413s).
-    if max_body_bytes is not None:
-        app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    if metrics is not None:
-        app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if access_log:
-        app.add_middleware(AccessLogMiddleware)
 
     def user_json(pipeline: Pipeline, user_id: str, recommendations: list[Recommendation]) -> bytes:
         return recommendations_json(
@@ -552,6 +552,40 @@ def _build_app(
         tags=["recommendations"],
     )
 
+    def answer_alone(
+        user_id: str,
+        k: int = DEFAULT_K,
+        candidates: int | None = None,
+        rerank: bool = True,
+        exclude_seen: bool = True,
+        filter: str | None = None,
+        explain: bool = False,
+        diversity: float | None = None,
+        max_per: list[str] | None = None,
+        history: str | None = None,
+    ) -> bytes:
+        """One request answered by its own ``recommend`` call (no batching), as JSON."""
+        canonical = _parse_filter(filter)
+        policies = _canonical_policies(diversity, max_per)
+        items = _parse_history(history)
+        with slot.use() as pipeline:
+            if items is not None:
+                _check_can_fold_in(pipeline.recommender)
+            recommendations = pipeline.recommender.recommend(
+                user_id,
+                k=k,
+                candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
+                exclude=pipeline.excluded_for(user_id, exclude_seen, items if exclude_seen and items else ()),
+                filter=json.loads(canonical) if canonical is not None else None,
+                rerank=rerank,
+                history=items,
+                policies=_policies(policies) if policies is not None else (),
+                explain=explain,
+            )
+            count_fallbacks([recommendations])
+            return user_json(pipeline, user_id, recommendations)
+
+    answer_plain: Callable[[str], Awaitable[tuple[bytes, int | None]]]
     if batcher is not None:
         micro_batcher = batcher
 
@@ -559,7 +593,7 @@ def _build_app(
         async def recommend_one(
             request: Request,
             user_id: UserIdPath,
-            k: KQuery = 5,
+            k: KQuery = DEFAULT_K,
             candidates: CandidatesQuery = None,
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
@@ -578,12 +612,18 @@ def _build_app(
             request.scope[BATCH_SIZE_SCOPE_KEY] = batch_size
             return Response(body, media_type="application/json")
 
+        async def answer_plain_batched(user_id: str) -> tuple[bytes, int | None]:
+            body, batch_size = await micro_batcher.submit(_PLAIN_GROUP, (user_id, True, None))
+            return body, batch_size
+
+        answer_plain = answer_plain_batched
+
     else:
 
         @get_one
         def recommend_one_unbatched(
             user_id: UserIdPath,
-            k: KQuery = 5,
+            k: KQuery = DEFAULT_K,
             candidates: CandidatesQuery = None,
             rerank: RerankQuery = True,
             exclude_seen: ExcludeSeenQuery = True,
@@ -593,25 +633,42 @@ def _build_app(
             max_per: MaxPerQuery = None,
             history: HistoryQuery = None,
         ) -> Response:
-            canonical = _parse_filter(filter)
-            policies = _canonical_policies(diversity, max_per)
-            items = _parse_history(history)
-            with slot.use() as pipeline:
-                if items is not None:
-                    _check_can_fold_in(pipeline.recommender)
-                recommendations = pipeline.recommender.recommend(
-                    user_id,
-                    k=k,
-                    candidates=candidates if candidates is not None else max(k, DEFAULT_CANDIDATES),
-                    exclude=pipeline.excluded_for(user_id, exclude_seen, items if exclude_seen and items else ()),
-                    filter=json.loads(canonical) if canonical is not None else None,
-                    rerank=rerank,
-                    history=items,
-                    policies=_policies(policies) if policies is not None else (),
-                    explain=explain,
-                )
-                count_fallbacks([recommendations])
-                return Response(user_json(pipeline, user_id, recommendations), media_type="application/json")
+            body = answer_alone(
+                user_id, k, candidates, rerank, exclude_seen, filter, explain, diversity, max_per, history
+            )
+            return Response(body, media_type="application/json")
+
+        async def answer_plain_alone(user_id: str) -> tuple[bytes, int | None]:
+            return await run_in_threadpool(answer_alone, user_id), None
+
+        answer_plain = answer_plain_alone
+
+    # The plain request (no query string), by far the most common, skips FastAPI's routing and
+    # parameter solving (`two_stage_rec.serving._fast_path`); the routed endpoint above
+    # still documents it and answers every request with options.
+    plain_route = next(
+        route
+        for route in app.router.routes
+        if isinstance(route, APIRoute) and route.path == "/recommendations/{user_id}" and "GET" in (route.methods or ())
+    )
+    app.add_middleware(
+        PlainRecommendationPath,
+        prefix="/recommendations/",
+        max_id_length=MAX_ID_LENGTH,
+        answer=answer_plain,
+        route=plain_route,
+        exception_handlers=app.exception_handlers,
+        batch_size_key=BATCH_SIZE_SCOPE_KEY,
+    )
+    # add_middleware wraps what is already there: the access log is outermost (it sees every
+    # answer, 413s included, and times all of it), then the metrics, the body limit (metrics
+    # count its 413s), and innermost the plain path (every outer layer sees its answers).
+    if max_body_bytes is not None:
+        app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if access_log:
+        app.add_middleware(AccessLogMiddleware)
 
     @app.post(
         "/recommendations",
@@ -761,6 +818,9 @@ class _Group(NamedTuple):
     policies: str | None = None  # likewise
     explain: bool = False
 
+
+_PLAIN_GROUP = _Group(DEFAULT_K, max(DEFAULT_K, DEFAULT_CANDIDATES), rerank=True, filter=None)
+"""The group of a request without query parameters: every default."""
 
 _Request: TypeAlias = tuple[str, bool, tuple[str, ...] | None]
 """One queued GET: the user id, ``exclude_seen``, and the history's item ids (None: none given)."""

@@ -21,14 +21,16 @@ collide on a metric. What is measured, and where:
 * ``two_stage_rec_reloads_total`` (by ``outcome``: ``success``/``failure``),
   ``two_stage_rec_catalogue_writes_total`` (by ``operation``).
 
-With ``serve --workers N`` every process keeps its own counters and a scrape
-reaches whichever process accepts the connection: scrape each worker on its
-own port instead, or run one process per port behind the load balancer (see
-the serving guide).
+With ``serve --workers N`` the workers write their metrics to files in one
+directory (prometheus-client's multiprocess mode, :data:`MULTIPROCESS_DIR_ENV`,
+which :func:`~two_stage_rec.serving.server.run_workers` sets up), and
+``/metrics``, whichever worker answers it, adds up every worker's counts. The
+same happens in any process started with ``PROMETHEUS_MULTIPROC_DIR`` set.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -44,10 +46,36 @@ require("prometheus_client", extra="serve")
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest  # noqa: E402
 
-__all__ = ["CONTENT_TYPE", "MetricsMiddleware", "ServiceMetrics", "TimedReranker", "TimedStore", "instrument"]
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROCESS_DIR_ENV",
+    "MetricsMiddleware",
+    "ServiceMetrics",
+    "TimedReranker",
+    "TimedStore",
+    "instrument",
+    "multiprocess_mode",
+]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The ``Content-Type`` of :meth:`ServiceMetrics.render`'s text."""
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's variable: set (to a directory) when the process starts, every metric
+of the process is kept in files there, which any process can add up."""
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process keeps its metrics in :data:`MULTIPROCESS_DIR_ENV`'s directory.
+
+    prometheus-client decides once, when it is imported, from the environment,
+    so setting the variable later in the same process changes nothing.
+    """
+    from prometheus_client import values
+
+    # In multiprocess mode its value class is the file-backed one, not the in-memory MutexValue.
+    return values.ValueClass is not values.MutexValue and bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -110,7 +138,18 @@ class ServiceMetrics:
         self.batch_seconds.observe(seconds)
 
     def render(self) -> bytes:
-        """The metrics in the Prometheus text format."""
+        """The metrics in the Prometheus text format.
+
+        In multiprocess mode (:func:`multiprocess_mode`), those of every process
+        writing to the same directory, added up (counters and histograms summed;
+        the ``_created`` samples are left out, as prometheus-client does).
+        """
+        if multiprocess_mode():
+            from prometheus_client import multiprocess
+
+            every_process = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(every_process))
         return bytes(generate_latest(self.registry))
 
 
@@ -120,6 +159,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children by (endpoint, method, status): ``labels()`` takes a lock and
+        # checks its arguments on every call, on the event loop's thread.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,8 +182,12 @@ class MetricsMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             labels = (endpoint, str(scope.get("method", "")), str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+            children = self._children.get(labels)
+            if children is None:
+                children = (self.metrics.requests.labels(*labels), self.metrics.latency.labels(*labels))
+                self._children[labels] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 class TimedStore:

@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal
 from two_stage_rec._optional import require
 
 require("pydantic", extra="serve")
+require("orjson", extra="serve")
 
 import numpy as np  # noqa: E402
+import orjson  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 from pydantic_core import to_json  # noqa: E402
 
@@ -454,8 +456,16 @@ def user_recommendations(
 
 def recommendations_json(body: Mapping[str, Any]) -> bytes:
     """Render :func:`user_recommendations` output (or a list of it under ``results``) as JSON,
-    as pydantic renders the models: non-finite floats become null."""
-    return to_json(body, inf_nan_mode="null")
+    as pydantic renders the models: non-finite floats become null.
+
+    orjson writes the same bytes as pydantic (compact, shortest round-trip floats, NaN and
+    infinities as null) in about a third of the time; a value it refuses (an integer beyond
+    64 bits, an unusual metadata type) is rendered by pydantic instead.
+    """
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return to_json(body, inf_nan_mode="null")
 
 
 def json_safe(value: object) -> Any:

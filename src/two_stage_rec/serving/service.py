@@ -36,6 +36,7 @@ from two_stage_rec.serving.admin import ADMIN_TOKEN_ENV, AdminToken
 from two_stage_rec.serving.app import DEFAULT_BATCHING, create_bundle_app
 from two_stage_rec.serving.batching import BatchingSettings
 from two_stage_rec.serving.middleware import ACCESS_LOGGER, DEFAULT_MAX_BODY_BYTES, access_log_handler
+from two_stage_rec.serving.server import freeze_loaded_objects
 
 __all__ = ["ENV_PREFIX", "ServiceSettings", "app_from_environment", "build_service", "enable_access_log"]
 
@@ -213,12 +214,15 @@ def app_from_environment() -> FastAPI:
     """The app for the settings in the environment (:meth:`ServiceSettings.from_environment`).
 
     uvicorn calls it in each worker process (``serve --workers N``; a factory,
-    so that importing this module assembles nothing).
+    so that importing this module assembles nothing). The worker is a server
+    from then on: what it loaded is frozen out of the garbage collector's full
+    passes (:func:`~two_stage_rec.serving.server.freeze_loaded_objects`).
     """
     settings = ServiceSettings.from_environment()
     if settings.access_log:
         enable_access_log()
     app, _ = build_service(settings)
+    freeze_loaded_objects()
     return app
 
 
