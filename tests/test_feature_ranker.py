@@ -126,6 +126,8 @@ def test_one_users_features_equal_the_batch_paths(recent: int) -> None:
             assert single.shape == (1, one.columns.shape[1], len(built.feature_names))
             assert single.dtype == np.float32 and not np.isnan(single).all(axis=2).any()
             np.testing.assert_array_equal(single[0], features.build(twice(one))[0])
+            # Again, from the user's summary cached by the first call: the same bits.
+            np.testing.assert_array_equal(features.build(one), single)
 
 
 def test_features_reject_candidates_over_another_item_list() -> None:

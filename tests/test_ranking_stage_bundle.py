@@ -261,3 +261,19 @@ def test_a_contribution_is_the_score_change_when_the_feature_takes_the_candidate
         changed[f] = np.float32(finite.mean())
         expected = ranker._ranker.score(x[None])[0] - ranker._ranker.score(changed[None])[0]  # type: ignore[union-attr]
         assert value == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_one_user_ranking_equals_the_batch_rows(served: AssembledRecommender, bundle: Bundle) -> None:
+    """One user takes the stage ranker's 1-D path; each batch row is the reference (ids exact)."""
+    ranker = served.recommender.candidate_ranker
+    assert ranker is not None
+    users = ["u0", "u3", "u5", "u7"]
+    seen = [bundle.seen_items[user] for user in users]
+    for k, filter in ((5, None), (500, None), (10, {"genres": {"$in": ["Drama"]}})):
+        ids, scores, retrieval = ranker.rank(users, k, exclude=seen, filter=filter)
+        for row, (user, skip) in enumerate(zip(users, seen, strict=True)):
+            one_ids, one_scores, one_retrieval = ranker.rank([user], k, exclude=[skip], filter=filter)
+            assert one_ids.shape == (1, k) and one_scores.dtype == np.float32
+            assert one_ids[0].tolist() == ids[row].tolist()
+            np.testing.assert_allclose(one_scores[0], scores[row], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(one_retrieval[0], retrieval[row], rtol=1e-5, atol=1e-6)

@@ -128,6 +128,33 @@ class FeatureState:
         return cls(ids, counts, mean_rating, {user: tuple(seen) for user, seen in by_user.items()})
 
 
+@dataclass(frozen=True, eq=False)
+class _UserSummaries:
+    """What one-user features need of the known users' histories, computed once for all of them.
+
+    Row ``row[user]`` of each array is that user's (users without history have no row).
+
+    Attributes:
+        row: user -> row.
+        activity: float64 (U,) log(1 + the user's events).
+        profile: float64 (U, G) genre counts of the history; ``profile_norm`` (U,) their Euclidean norms.
+        mean_year: float64 (U,) mean year of the history's items with a year (NaN: none).
+        latest: int64 (U, recent) item columns of the latest items in time order, padded with the first item.
+        taken: int64 (U,) how many of ``latest`` are real (the rest pad).
+        direction: float64 (U, d) unit mean direction of the history; ``has_direction`` (U,) False when it is zero.
+    """
+
+    row: dict[str, int]
+    activity: npt.NDArray[np.float64]
+    profile: npt.NDArray[np.float64]
+    profile_norm: npt.NDArray[np.float64]
+    mean_year: npt.NDArray[np.float64]
+    latest: npt.NDArray[np.int64]
+    taken: npt.NDArray[np.int64]
+    direction: npt.NDArray[np.float64]
+    has_direction: npt.NDArray[np.bool_]
+
+
 class CandidateFeatures:
     """Computes the ranker's features for merged candidates, from one training log.
 
@@ -197,6 +224,8 @@ class CandidateFeatures:
             user: np.array([column[i] for i in seen], dtype=np.int64) for user, seen in state.history.items()
         }
         self._recent = recent
+        # The histories' summaries, computed once here rather than per one-user request.
+        self._summaries = self._summarize()
 
     @property
     def state(self) -> FeatureState:
@@ -357,38 +386,74 @@ class CandidateFeatures:
         block[c + 1] = ranks[s] if with_scoring else np.nan
         block[c + 2 : c + 5] = self._item_table[:, columns]  # log share, mean rating, year
         item_years = block[c + 4]
-        seen = self._history.get(candidates.users[0])
-        if seen is None or seen.size == 0:
+        summaries = self._summaries
+        row = summaries.row.get(candidates.users[0])
+        if row is None:
             block[c + 5] = 0.0  # activity
             block[c + 6] = 0.0  # genre affinity with an empty profile
             block[c + 7 :] = np.nan
         else:
-            count = seen.size
-            block[c + 5] = np.log1p(count)
-            profile = self._genres[seen].sum(axis=0)  # small integers: exact in any order
-            profile_norm = np.sqrt((profile * profile).sum())
-            dot = self._genres[columns] @ profile
-            denominator = np.sqrt(self._genre_norm_squared[columns]) * profile_norm
+            block[c + 5] = summaries.activity[row]
+            dot = self._genres[columns] @ summaries.profile[row]
+            denominator = np.sqrt(self._genre_norm_squared[columns]) * summaries.profile_norm[row]
             block[c + 6] = np.divide(dot, denominator, out=np.zeros_like(dot), where=denominator > 0)
-            years = self._years[seen]
-            unknown = np.isnan(years)
-            known = count - int(unknown.sum())
-            year_sum = np.add.reduceat(np.where(unknown, 0.0, years), [0])[0]  # the batch path's sum
-            block[c + 7] = item_years - (year_sum / known if known else np.nan)
-            seen_vectors = self._unit_vectors[seen]
+            block[c + 7] = item_years - summaries.mean_year[row]
             candidate_vectors = self._unit_vectors[columns]
-            taken = min(count, self._recent)
-            slot = np.arange(self._recent)
-            latest = np.where(slot < taken, count - taken + slot, 0)  # padded as in the batch path
-            similarity = candidate_vectors @ seen_vectors[latest].T  # (width, recent)
+            similarity = candidate_vectors @ self._unit_vectors[summaries.latest[row]].T  # (width, recent)
+            taken = int(summaries.taken[row])
             if taken < self._recent:
+                slot = np.arange(self._recent)
                 block[c + 8] = np.where(slot < taken, similarity, -np.inf).max(axis=1)
                 block[c + 9] = np.where(slot < taken, similarity, 0.0).sum(axis=1) / taken
             else:
                 block[c + 8] = similarity.max(axis=1)
                 block[c + 9] = similarity.sum(axis=1) / taken
-            direction = np.add.reduceat(seen_vectors, [0], axis=0)[0]  # the batch path's sum
-            norm = np.sqrt(direction.dot(direction))
-            block[c + 10] = candidate_vectors @ (direction / norm) if norm > 0 else np.nan
+            block[c + 10] = candidate_vectors @ summaries.direction[row] if summaries.has_direction[row] else np.nan
         out: npt.NDArray[np.float32] = np.ascontiguousarray(block.T, dtype=np.float32)[None]
         return out
+
+    def _summarize(self) -> _UserSummaries:
+        """Every known user's history summary, by the batch path's formulas and order of additions.
+
+        :meth:`build` sums each user's items with ``reduceat`` over the histories
+        concatenated, as here, so the one-user features read from these rows
+        equal the batch path's bit for bit.
+        """
+        users = [user for user, seen in self._history.items() if seen.size]
+        counts = np.array([self._history[user].size for user in users], dtype=np.int64)
+        d, genres = self._unit_vectors.shape[1], self._genres.shape[1]
+        if not users:
+            return _UserSummaries(
+                {}, np.zeros(0), np.zeros((0, genres)), np.zeros(0), np.zeros(0),
+                np.zeros((0, self._recent), dtype=np.int64), counts, np.zeros((0, d)), np.zeros(0, dtype=bool),
+            )  # fmt: skip
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        flat = np.concatenate([self._history[user] for user in users])
+        profile = np.add.reduceat(self._genres[flat], starts, axis=0)  # small integers: exact in any order
+        years = self._years[flat]
+        unknown = np.isnan(years)
+        known = counts - np.add.reduceat(unknown.astype(np.int64), starts)
+        year_sums = np.add.reduceat(np.where(unknown, 0.0, years), starts)
+        taken = np.minimum(counts, self._recent)
+        slot = np.arange(self._recent)
+        valid = slot[None, :] < taken[:, None]
+        latest = flat[np.where(valid, (ends - taken)[:, None] + slot[None, :], starts[:, None])]
+        direction = np.add.reduceat(self._unit_vectors[flat], starts, axis=0)  # (users, d)
+        has_direction = np.zeros(len(users), dtype=bool)
+        for row, user_direction in enumerate(direction):
+            norm = np.sqrt(user_direction.dot(user_direction))  # np.linalg.norm's formula for a vector
+            if norm > 0:
+                direction[row] = user_direction / norm
+                has_direction[row] = True
+        return _UserSummaries(
+            row={user: row for row, user in enumerate(users)},
+            activity=np.log1p(counts),
+            profile=profile,
+            profile_norm=np.sqrt((profile * profile).sum(axis=1)),
+            mean_year=np.where(known > 0, year_sums / np.maximum(known, 1), np.nan),
+            latest=latest,
+            taken=taken,
+            direction=direction,
+            has_direction=has_direction,
+        )
