@@ -8,13 +8,12 @@ worker that unpickles it.
 from __future__ import annotations
 
 import asyncio
-import copyreg
 import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from distributed import WorkerPlugin, get_worker
 
@@ -116,33 +115,3 @@ def score_partition(
         temporary.unlink(missing_ok=True)
         raise
     return PartitionCounts(from_model, fallback)
-
-
-def _rebuild_error(kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
-    error = kind.__new__(kind, *args)
-    error.args = args
-    error.__dict__.update(state)
-    return error
-
-
-def _reduce_error(error: BaseException) -> tuple[Any, ...]:
-    return _rebuild_error, (type(error), error.args, dict(error.__dict__))
-
-
-def _portable_errors() -> None:
-    """Let every library error cross from a worker to the client intact.
-
-    Pickle rebuilds an exception by calling its class with ``args`` (the
-    message); the errors whose constructor takes other arguments
-    (``MissingDependencyError(package, extra)``, ``UnknownKeyError(keys)``...)
-    would fail to unpickle on the client, hiding e.g. a missing extra on a
-    worker behind a TypeError. This reducer restores args and attributes
-    without calling the constructor.
-    """
-    for name in errors.__all__:
-        kind = getattr(errors, name)
-        if kind.__init__ is not BaseException.__init__:
-            copyreg.pickle(kind, _reduce_error)
-
-
-_portable_errors()
