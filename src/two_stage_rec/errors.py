@@ -82,6 +82,13 @@ def _preview(ids: Iterable[str]) -> str:
 class TwoStageRecError(Exception):
     """Root of every error two_stage_rec raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt by calling the class with its arguments; an error whose constructor
+        # takes others overrides this. Explicit, because reducers that pickling
+        # helpers install (tblib's, under Dask) cannot rebuild the errors that mix
+        # in OSError (PersistenceError) without calling the class.
+        return (type(self), self.args, self.__dict__ or None)
+
 
 class MissingDependencyError(TwoStageRecError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
