@@ -27,7 +27,7 @@ Two runs over the same input, top 10 of 50 candidates, chunks of 256 users:
 Both outputs are hashed: the Dask one must be byte for byte the single-process
 one. ``--budget-s`` bounds the single-process run: when it is reached the
 input stops early, the users actually scored are recorded, and the Dask run
-scores the same users (on a shared 2-core machine 1M users may not fit).
+scores the same users (the results file records how many were scored).
 
 Usage::
 

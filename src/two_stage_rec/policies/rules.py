@@ -17,6 +17,7 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +71,29 @@ def _moved(ranked: RankedList, matched: npt.NDArray[np.bool_], shift: float) -> 
 
 
 @dataclass(frozen=True)
-class Boost:
+class _MoveByFilter:
+    """Boost and Bury: move the items whose metadata match a filter by places (the sign is the subclass's)."""
+
+    filter: Filter = field(compare=False)
+    by: int | None = field(default=None, kw_only=True)
+    _canonical: str = field(init=False, repr=False)
+    _direction: ClassVar[float]  # -1: up the list, +1: down
+
+    def __post_init__(self) -> None:
+        rule = type(self).__name__
+        spec, canonical = _checked_filter(rule, self.filter)
+        object.__setattr__(self, "filter", spec)
+        object.__setattr__(self, "_canonical", canonical)
+        object.__setattr__(self, "by", _checked_places(rule, self.by))
+
+    def apply(self, ranked: RankedList, k: int) -> RankedList:
+        """Matching items moved (to the end of the list when ``by`` is None); all kept, scores unchanged."""
+        places = float(len(ranked)) if self.by is None else float(self.by)
+        return _moved(ranked, filter_mask(self.filter, ranked.metadata), self._direction * places)
+
+
+@dataclass(frozen=True)
+class Boost(_MoveByFilter):
     """Move the items whose metadata match a filter up the list.
 
     ``by=n``: each matching item is ranked as if it were n places higher
@@ -90,24 +113,11 @@ class Boost:
         InvalidInputError: ``by`` is not a whole number >= 1.
     """
 
-    filter: Filter = field(compare=False)
-    by: int | None = field(default=None, kw_only=True)
-    _canonical: str = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        spec, canonical = _checked_filter("Boost", self.filter)
-        object.__setattr__(self, "filter", spec)
-        object.__setattr__(self, "_canonical", canonical)
-        object.__setattr__(self, "by", _checked_places("Boost", self.by))
-
-    def apply(self, ranked: RankedList, k: int) -> RankedList:
-        """Matching items moved up; all items kept, scores unchanged."""
-        shift = -float(len(ranked)) if self.by is None else -float(self.by)
-        return _moved(ranked, filter_mask(self.filter, ranked.metadata), shift)
+    _direction: ClassVar[float] = -1.0
 
 
 @dataclass(frozen=True)
-class Bury:
+class Bury(_MoveByFilter):
     """Move the items whose metadata match a filter down the list.
 
     ``by=n``: each matching item is ranked as if it were n places lower.
@@ -127,20 +137,7 @@ class Bury:
         InvalidInputError: ``by`` is not a whole number >= 1.
     """
 
-    filter: Filter = field(compare=False)
-    by: int | None = field(default=None, kw_only=True)
-    _canonical: str = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        spec, canonical = _checked_filter("Bury", self.filter)
-        object.__setattr__(self, "filter", spec)
-        object.__setattr__(self, "_canonical", canonical)
-        object.__setattr__(self, "by", _checked_places("Bury", self.by))
-
-    def apply(self, ranked: RankedList, k: int) -> RankedList:
-        """Matching items moved down; all items kept, scores unchanged."""
-        shift = float(len(ranked)) if self.by is None else float(self.by)
-        return _moved(ranked, filter_mask(self.filter, ranked.metadata), shift)
+    _direction: ClassVar[float] = 1.0
 
 
 def _checked_id(rule: str, item_id: object) -> str:
